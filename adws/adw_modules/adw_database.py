@@ -1,0 +1,744 @@
+#!/usr/bin/env -S uv run --script
+# /// script
+# requires-python = ">=3.11"
+# dependencies = [
+#     "aiosqlite>=0.20",
+#     "pydantic>=2.7",
+# ]
+# ///
+"""The orchestrator store: what multi-agent workflows did, in one SQLite file.
+
+Zero configuration
+    No server, no credentials, no migration command. The first
+    ``connect()`` creates the file (and its folders), applies the schema and
+    records its version; later connects upgrade older files in place and
+    refuse files written by a newer version without touching them.
+
+Usage::
+
+    import asyncio
+    from datetime import UTC, datetime
+
+    from adw_database import DatabaseManager
+
+    async def main() -> None:
+        async with DatabaseManager("orchestrator.db") as db:
+            planner = await db.create_orchestrator_agent(
+                "planner", "Breaks work into steps", "planner", default_model="claude-sonnet"
+            )
+            agent = await db.create_agent(planner, "feature_Tac_14_Task_8", context={"issue": 14})
+            prompt = await db.create_prompt(agent, "adw", "Plan issue 14")
+            await db.update_prompt(
+                prompt, status="completed", response_text="1. ...", tokens_input=812,
+                tokens_output=230, cost_usd=0.0061, latency_ms=2140,
+            )
+            await db.add_agent_cost(agent, 0.0061)
+            await db.create_agent_log(agent, "INFO", "milestone", "plan ready", {"steps": 5})
+            async with db.transaction():  # both rows or neither
+                await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
+                await db.create_system_log("INFO", "orchestrator", "session finished")
+            print(await db.get_agent(agent))
+
+    asyncio.run(main())
+
+Lifecycle
+    ``DatabaseManager(...)`` does no I/O. ``await db.connect()`` (or
+    ``async with``) opens the file; ``await db.close()`` closes it. Both are
+    idempotent; a closed store can be connected again. Calling a method before
+    ``connect()`` or after ``close()`` raises ``DatabaseError`` saying so.
+    Any number of asyncio tasks may share one manager, and any number of
+    processes may open the same file, each with its own manager.
+
+The database file
+    ``db_path`` is the argument, else the environment variable
+    ``ORCHESTRATOR_DB_PATH``, else ``orchestrator.db`` in the project root (the
+    folder that holds ``adws/``). Each connection runs in WAL mode with
+    ``foreign_keys=ON``, the configured ``busy_timeout`` (seconds) and
+    ``synchronous`` level. Values are bound with ``?`` placeholders, never
+    formatted into SQL. UUIDs, timestamps and JSON are stored as TEXT: ids are
+    canonical UUID4 strings, timestamps one fixed UTC format
+    (``2026-01-31T12:00:00.000000+00:00``, so text order is time order), JSON
+    compact UTF-8 that ``json_valid()`` accepts. Rows come back as plain dicts
+    with JSON decoded and timestamps as strings.
+
+Errors
+    ``DatabaseError`` is the root; ``ValidationError`` (also a ``ValueError``)
+    means bad input caught before any SQL ran, ``IntegrityError`` that the
+    database refused the write, ``SchemaError`` a missing or invalid schema file
+    or a database of a newer version. Driver errors are kept as ``__cause__``.
+
+Upgrade path to PostgreSQL
+    Everything above is the store's interface, not SQLite's: values are held
+    to what PostgreSQL stores too (no NaN or Infinity in JSON, no NUL in text,
+    64-bit integers), SQL is built in one place per dialect (``adw_db_sql``),
+    and the backend (``adw_db_sqlite``) is the only module that knows the
+    driver. A PostgreSQL backend plugs in behind the same methods.
+
+Run this file (``uv run adws/adw_modules/adw_database.py --help``) to create or
+open the database and print its path, schema version and rows per table;
+``--demo`` first records a small example session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import os
+import sys
+import uuid
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from adw_db_errors import DatabaseError, IntegrityError, SchemaError, ValidationError
+from adw_db_schema import DEFAULT_SCHEMA_PATH, TABLES
+from adw_db_sql import SqlBuilder
+from adw_db_sqlite import SQLiteBackend
+from orch_database_models import (
+    AgentCostIncrement,
+    AgentCreate,
+    AgentLogCreate,
+    AgentLogQuery,
+    AgentQuery,
+    AgentUpdate,
+    OrchestratorAgentCreate,
+    OrchestratorAgentUpdate,
+    Page,
+    PromptCreate,
+    PromptQuery,
+    PromptUpdate,
+    SystemLogCreate,
+    SystemLogQuery,
+    canonical_uuid,
+    format_timestamp,
+    parse_input,
+    utc_now,
+)
+from pydantic import BaseModel
+
+__all__ = [
+    "DEFAULT_DB_PATH",
+    "DatabaseError",
+    "DatabaseManager",
+    "IntegrityError",
+    "SchemaError",
+    "ValidationError",
+]
+
+logger = logging.getLogger(__name__)
+
+# The database file when neither the caller nor ORCHESTRATOR_DB_PATH names one,
+# relative to the project root (the folder that contains adws/).
+DEFAULT_DB_PATH = "orchestrator.db"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "agents": ("context", "config"),
+    "agent_logs": ("details",),
+    "system_logs": ("details",),
+}
+# Foreign keys per table, to say which one a refused insert broke.
+REFERENCES: dict[str, dict[str, str]] = {
+    "agents": {"orchestrator_agent_id": "orchestrator_agents", "parent_agent_id": "agents"},
+    "prompts": {"agent_id": "agents"},
+    "agent_logs": {"agent_id": "agents"},
+}
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Row = dict[str, Any]
+
+
+def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
+    """Explicit argument, else ``ORCHESTRATOR_DB_PATH``, else the project default."""
+    if db_path is None:
+        db_path = os.environ.get("ORCHESTRATOR_DB_PATH") or PROJECT_ROOT / DEFAULT_DB_PATH
+    if not isinstance(db_path, str | os.PathLike):
+        raise ValidationError(f"db_path must be a path, got {type(db_path).__name__}")
+    text = os.fspath(db_path)
+    if not text.strip():
+        raise ValidationError("db_path must not be empty")
+    if text == ":memory:" or text.startswith("file:"):
+        raise ValidationError(
+            f"db_path {text!r} is not supported: the store opens several connections to one "
+            "file; use a file path (a temporary folder works for throwaway stores)"
+        )
+    return Path(text).expanduser().absolute()
+
+
+def _encode_json(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class DatabaseManager:
+    """Async access to the orchestrator store. See the module docstring."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        schema_path: str | os.PathLike[str] | None = None,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        self.db_path = resolve_db_path(db_path)
+        self.schema_path = Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH
+        self._backend = SQLiteBackend(
+            self.db_path,
+            schema_path=self.schema_path,
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+        )
+        self._sql = SqlBuilder(self._backend.dialect)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "open" if self._backend.is_open else "closed" if self._closed else "new"
+        return f"<DatabaseManager {str(self.db_path)!r} {state}>"
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if not self._backend.is_open:
+            await self._backend.open()
+            self._closed = False
+
+    async def close(self) -> None:
+        if self._backend.is_open:
+            await self._backend.close()
+            self._closed = True
+
+    async def __aenter__(self) -> DatabaseManager:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Every write this task makes inside the block commits together at
+        exit, or none does if the block raises. Nested blocks are savepoints."""
+        self._require_open()
+        return self._backend.transaction()
+
+    def _require_open(self) -> None:
+        if not self._backend.is_open:
+            if self._closed:
+                raise DatabaseError("the store is closed: call `await db.connect()` to reopen it")
+            raise DatabaseError(
+                "the store is not connected: call `await db.connect()` first, "
+                "or use `async with DatabaseManager(...) as db:`"
+            )
+
+    async def schema_version(self) -> int:
+        self._require_open()
+        return await self._backend.schema_version()
+
+    async def count_rows(self) -> dict[str, int]:
+        """Rows per table, in schema order."""
+        self._require_open()
+        counts = {}
+        for table in TABLES:
+            rows = await self._backend.fetch_all(
+                f"SELECT count(*) AS n FROM {table}", (), table=table
+            )
+            counts[table] = int(rows[0]["n"])
+        return counts
+
+    # --- orchestrator_agents ---------------------------------------------------
+
+    async def create_orchestrator_agent(
+        self,
+        name: str,
+        description: str | None,
+        agent_type: str,
+        capabilities: str | None = None,
+        default_model: str | None = None,
+    ) -> str:
+        table = "orchestrator_agents"
+        data = self._parse(
+            OrchestratorAgentCreate,
+            table,
+            name=name,
+            description=description,
+            agent_type=agent_type,
+            capabilities=capabilities,
+            default_model=default_model,
+        )
+        now = utc_now()
+        row = {"id": _new_id(), **data.model_dump(), "created_at": now, "updated_at": now}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_orchestrator_agent(self, agent_id: str) -> Row | None:
+        return await self._get("orchestrator_agents", agent_id)
+
+    async def list_orchestrator_agents(
+        self, *, limit: int | None = None, offset: int = 0
+    ) -> list[Row]:
+        table = "orchestrator_agents"
+        page = self._parse(Page, table, limit=limit, offset=offset)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    async def update_orchestrator_agent(self, agent_id: str, **fields: Any) -> bool:
+        table = "orchestrator_agents"
+        changes = self._parse_update(OrchestratorAgentUpdate, table, fields)
+        return await self._update(table, agent_id, {**changes, "updated_at": utc_now()})
+
+    async def delete_orchestrator_agent(self, agent_id: str) -> bool:
+        """Deletes the definition and, by cascade, its agents, prompts and logs."""
+        return await self._delete("orchestrator_agents", agent_id)
+
+    # --- agents ----------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        orchestrator_agent_id: str,
+        session_id: str,
+        parent_agent_id: str | None = None,
+        status: str = "initializing",
+        context: Any = None,
+        config: Any = None,
+    ) -> str:
+        table = "agents"
+        data = self._parse(
+            AgentCreate,
+            table,
+            orchestrator_agent_id=orchestrator_agent_id,
+            session_id=session_id,
+            parent_agent_id=parent_agent_id,
+            status=status,
+            context=context,
+            config=config,
+        )
+        row = {"id": _new_id(), **data.model_dump(), "started_at": utc_now()}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_agent(self, agent_id: str) -> Row | None:
+        return await self._get("agents", agent_id)
+
+    async def list_agents(
+        self,
+        session_id: str | None = None,
+        *,
+        orchestrator_agent_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Newest first."""
+        table = "agents"
+        query = self._parse(
+            AgentQuery,
+            table,
+            session_id=session_id,
+            orchestrator_agent_id=orchestrator_agent_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        filters = query.model_dump(include={"session_id", "orchestrator_agent_id", "status"})
+        return await self._select(table, filters, query, order_by="started_at", newest_first=True)
+
+    async def update_agent(self, agent_id: str, **fields: Any) -> bool:
+        """Fields: status, completed_at, cost_usd, error_message, context, config."""
+        table = "agents"
+        return await self._update(table, agent_id, self._parse_update(AgentUpdate, table, fields))
+
+    async def add_agent_cost(self, agent_id: str, cost_usd: float) -> bool:
+        """Add to an agent's cost in one statement: concurrent callers, in any
+        number of processes, never lose an increment."""
+        table = "agents"
+        data = self._parse(AgentCostIncrement, table, agent_id=agent_id, cost_usd=cost_usd)
+        sql = self._sql.increment_by_id(table, "cost_usd")
+        logger.debug("add_agent_cost %s +%s", data.agent_id, data.cost_usd)
+        result = await self._backend.execute(sql, (data.cost_usd, data.agent_id), table=table)
+        return result.rowcount > 0
+
+    async def delete_agent(self, agent_id: str) -> bool:
+        """Deletes the agent with its prompts and logs; its children lose their parent."""
+        return await self._delete("agents", agent_id)
+
+    # --- prompts ---------------------------------------------------------------
+
+    async def create_prompt(
+        self,
+        agent_id: str,
+        prompt_type: str,
+        prompt_text: str,
+        prompt_name: str | None = None,
+        status: str = "pending",
+        model_used: str | None = None,
+    ) -> str:
+        table = "prompts"
+        data = self._parse(
+            PromptCreate,
+            table,
+            agent_id=agent_id,
+            prompt_type=prompt_type,
+            prompt_text=prompt_text,
+            prompt_name=prompt_name,
+            status=status,
+            model_used=model_used,
+        )
+        row = {"id": _new_id(), **data.model_dump(), "created_at": utc_now()}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_prompt(self, prompt_id: str) -> Row | None:
+        return await self._get("prompts", prompt_id)
+
+    async def list_prompts(
+        self,
+        agent_id: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Oldest first."""
+        table = "prompts"
+        query = self._parse(
+            PromptQuery, table, agent_id=agent_id, status=status, limit=limit, offset=offset
+        )
+        filters = query.model_dump(include={"agent_id", "status"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def update_prompt(self, prompt_id: str, **fields: Any) -> bool:
+        """Fields: response_text, status, model_used, tokens_input, tokens_output,
+        cost_usd, latency_ms, completed_at, error_message."""
+        table = "prompts"
+        return await self._update(table, prompt_id, self._parse_update(PromptUpdate, table, fields))
+
+    async def delete_prompt(self, prompt_id: str) -> bool:
+        return await self._delete("prompts", prompt_id)
+
+    # --- agent_logs (append-only) ----------------------------------------------
+
+    async def create_agent_log(
+        self,
+        agent_id: str,
+        log_level: str,
+        log_type: str,
+        message: str,
+        details: Any = None,
+    ) -> int:
+        table = "agent_logs"
+        data = self._parse(
+            AgentLogCreate,
+            table,
+            agent_id=agent_id,
+            log_level=log_level,
+            log_type=log_type,
+            message=message,
+            details=details,
+        )
+        return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
+
+    async def get_agent_logs(
+        self,
+        agent_id: str,
+        log_level: str | None = None,
+        *,
+        log_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Oldest first; ``log_level`` matches exactly."""
+        table = "agent_logs"
+        query = self._parse(
+            AgentLogQuery,
+            table,
+            agent_id=agent_id,
+            log_level=log_level,
+            log_type=log_type,
+            limit=limit,
+        )
+        filters = query.model_dump(include={"agent_id", "log_level", "log_type"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def list_recent_agent_logs(self, limit: int = 100) -> list[Row]:
+        """Newest first."""
+        table = "agent_logs"
+        page = self._parse(Page, table, limit=limit)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    # --- system_logs (append-only) ---------------------------------------------
+
+    async def create_system_log(
+        self,
+        log_level: str,
+        component: str,
+        message: str,
+        details: Any = None,
+    ) -> int:
+        table = "system_logs"
+        data = self._parse(
+            SystemLogCreate,
+            table,
+            log_level=log_level,
+            component=component,
+            message=message,
+            details=details,
+        )
+        return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
+
+    async def get_system_logs(
+        self,
+        log_level: str | None = None,
+        component: str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Oldest first."""
+        table = "system_logs"
+        query = self._parse(
+            SystemLogQuery, table, log_level=log_level, component=component, limit=limit
+        )
+        filters = query.model_dump(include={"log_level", "component"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def list_recent_system_logs(self, limit: int = 100) -> list[Row]:
+        """Newest first."""
+        table = "system_logs"
+        page = self._parse(Page, table, limit=limit)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    # --- retention -------------------------------------------------------------
+
+    async def cleanup_old_logs(self, days: float) -> int:
+        """Delete agent and system logs older than ``days`` days, in one
+        transaction; return how many rows went."""
+        if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days):
+            raise ValidationError(f"days must be a finite number, got {days!r:.80}", field="days")
+        if days < 0:
+            raise ValidationError(f"days must not be negative, got {days}", field="days")
+        self._require_open()
+        cutoff = format_timestamp(datetime.now(UTC) - timedelta(days=days))
+        deleted = 0
+        async with self._backend.transaction():
+            for table in ("agent_logs", "system_logs"):
+                sql = self._sql.delete_older_than(table, "created_at")
+                result = await self._backend.execute(sql, (cutoff,), table=table)
+                deleted += result.rowcount
+        logger.debug("cleanup_old_logs: %s rows older than %s deleted", deleted, cutoff)
+        return deleted
+
+    # --- the shared steps ------------------------------------------------------
+
+    def _parse(self, model: type[ModelT], table: str, **data: Any) -> ModelT:
+        try:
+            return parse_input(model, table, data)
+        except ValidationError as exc:
+            logger.error("rejected input: %s", exc)
+            raise
+
+    def _parse_update(
+        self, model: type[BaseModel], table: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not fields:
+            allowed = ", ".join(model.model_fields)
+            raise ValidationError(f"{table}: no fields to update (allowed: {allowed})", table=table)
+        parsed = self._parse(model, table, **fields)
+        return {name: getattr(parsed, name) for name in fields}
+
+    def _key(self, table: str, value: Any) -> str:
+        try:
+            return canonical_uuid(value)
+        except ValueError as exc:
+            logger.error("rejected id for %s: %s", table, exc)
+            raise ValidationError(f"{table}.id: {exc}", table=table, field="id") from None
+
+    def _encode(self, table: str, row: Mapping[str, Any]) -> list[Any]:
+        json_columns = JSON_COLUMNS.get(table, ())
+        return [
+            _encode_json(value) if column in json_columns else value
+            for column, value in row.items()
+        ]
+
+    def _decode(self, table: str, row: Row) -> Row:
+        for column in JSON_COLUMNS.get(table, ()):
+            if row[column] is not None:
+                row[column] = json.loads(row[column])
+        return row
+
+    async def _insert(self, table: str, row: Mapping[str, Any]) -> int:
+        self._require_open()
+        sql = self._sql.insert(table, list(row))
+        logger.debug("insert into %s id=%s", table, row.get("id"))
+        try:
+            result = await self._backend.execute(sql, self._encode(table, row), table=table)
+        except IntegrityError as exc:
+            if exc.constraint == "foreign_key":
+                raise await self._explain_missing_reference(table, row, exc) from exc
+            raise
+        return int(result.lastrowid or 0)
+
+    async def _explain_missing_reference(
+        self, table: str, row: Mapping[str, Any], error: IntegrityError
+    ) -> IntegrityError:
+        for column, parent in REFERENCES.get(table, {}).items():
+            value = row.get(column)
+            if value is not None and await self._get(parent, value) is None:
+                return IntegrityError(
+                    f"{table}.{column}: no {parent} row has id {value!r}",
+                    table=table,
+                    field=column,
+                    constraint="foreign_key",
+                )
+        return error
+
+    async def _get(self, table: str, row_id: Any) -> Row | None:
+        key = self._key(table, row_id)
+        self._require_open()
+        rows = await self._backend.fetch_all(
+            self._sql.select(table, where=["id"]), (key,), table=table
+        )
+        return self._decode(table, rows[0]) if rows else None
+
+    async def _select(
+        self,
+        table: str,
+        filters: Mapping[str, Any],
+        page: Page,
+        *,
+        order_by: str,
+        newest_first: bool = False,
+    ) -> list[Row]:
+        self._require_open()
+        where = {column: value for column, value in filters.items() if value is not None}
+        params: list[Any] = list(where.values())
+        if page.limit is not None:
+            params.append(page.limit)
+        if page.offset:
+            params.append(page.offset)
+        sql = self._sql.select(
+            table,
+            where=list(where),
+            order_by=order_by,
+            newest_first=newest_first,
+            limit=page.limit is not None,
+            offset=bool(page.offset),
+        )
+        rows = await self._backend.fetch_all(sql, params, table=table)
+        return [self._decode(table, row) for row in rows]
+
+    async def _update(self, table: str, row_id: Any, changes: Mapping[str, Any]) -> bool:
+        key = self._key(table, row_id)
+        self._require_open()
+        sql = self._sql.update_by_id(table, list(changes))
+        logger.debug("update %s id=%s fields=%s", table, key, sorted(changes))
+        result = await self._backend.execute(sql, [*self._encode(table, changes), key], table=table)
+        return result.rowcount > 0
+
+    async def _delete(self, table: str, row_id: Any) -> bool:
+        key = self._key(table, row_id)
+        self._require_open()
+        logger.debug("delete from %s id=%s", table, key)
+        result = await self._backend.execute(self._sql.delete_by_id(table), (key,), table=table)
+        return result.rowcount > 0
+
+
+# --- running this file ---------------------------------------------------------
+
+
+async def _record_demo_session(db: DatabaseManager) -> str:
+    """A small, realistic session: a planner hands over to a builder."""
+    session_id = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
+    definitions = {row["name"]: row["id"] for row in await db.list_orchestrator_agents()}
+    for name, kind, model in (
+        ("planner", "planner", "claude-sonnet"),
+        ("builder", "builder", "claude-sonnet"),
+    ):
+        if name not in definitions:
+            definitions[name] = await db.create_orchestrator_agent(
+                name, f"Demo {name}", kind, default_model=model
+            )
+    await db.create_system_log("INFO", "orchestrator", f"session {session_id} started")
+    parent = None
+    for name, prompt_text, cost in (
+        ("planner", "Plan: add a health check endpoint", 0.0042),
+        ("builder", "Build the plan's three steps", 0.0117),
+    ):
+        agent = await db.create_agent(
+            definitions[name], session_id, parent_agent_id=parent, status="executing"
+        )
+        prompt = await db.create_prompt(agent, "adw", prompt_text, model_used="claude-sonnet")
+        async with db.transaction():
+            await db.update_prompt(
+                prompt,
+                status="completed",
+                response_text="done",
+                tokens_input=900,
+                tokens_output=300,
+                cost_usd=cost,
+                latency_ms=1800,
+                completed_at=datetime.now(UTC),
+            )
+            await db.add_agent_cost(agent, cost)
+            await db.create_agent_log(agent, "INFO", "cost_update", f"+${cost}", {"usd": cost})
+        await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
+        await db.create_agent_log(agent, "INFO", "state_change", "executing -> completed")
+        parent = agent
+    await db.create_system_log("INFO", "orchestrator", f"session {session_id} finished")
+    return session_id
+
+
+async def _report(db_path: str | None, demo: bool) -> None:
+    async with DatabaseManager(db_path) as db:
+        print(f"database: {db.db_path}")
+        print(f"schema version: {await db.schema_version()}")
+        if demo:
+            session_id = await _record_demo_session(db)
+            agents = await db.list_agents(session_id)
+            print(f"recorded session {session_id}:")
+            for agent in reversed(agents):
+                prompts = await db.list_prompts(agent["id"])
+                tokens = sum(p["tokens_input"] + p["tokens_output"] for p in prompts)
+                print(
+                    f"  agent {agent['id'][:8]} {agent['status']:<9} prompts={len(prompts)} "
+                    f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
+                )
+        print("rows per table:")
+        for table, count in (await db.count_rows()).items():
+            print(f"  {table:<20} {count}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Create or open the orchestrator store and show what it holds."
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="database file (default: $ORCHESTRATOR_DB_PATH, else orchestrator.db "
+        "in the project root)",
+    )
+    parser.add_argument("--demo", action="store_true", help="record a small example session first")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_report(args.db, args.demo))
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,361 @@
+"""Pydantic v2 models of the orchestrator store, aligned column for column with
+``adws/schema/schema_orchestrator.sql``.
+
+* Row models (``OrchestratorAgent``, ``Agent``, ``Prompt``, ``AgentLog``,
+  ``SystemLog``) describe what the store returns: every row validates against
+  the model of its table.
+* Create and update models describe what callers may pass in. The store
+  validates every call with them before any SQL runs, so a rejected call
+  writes nothing.
+
+Values are held to what both SQLite and PostgreSQL store faithfully: text
+without NUL characters or lone surrogates, integers that fit 64 bits, finite
+numbers, JSON without NaN or Infinity. What goes in comes out unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import pydantic
+from adw_db_errors import ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+__all__ = [
+    "Agent",
+    "AgentCostIncrement",
+    "AgentCreate",
+    "AgentLog",
+    "AgentLogCreate",
+    "AgentLogQuery",
+    "AgentQuery",
+    "AgentStatus",
+    "AgentType",
+    "AgentUpdate",
+    "LogLevel",
+    "LogType",
+    "OrchestratorAgent",
+    "OrchestratorAgentCreate",
+    "OrchestratorAgentUpdate",
+    "Page",
+    "Prompt",
+    "PromptCreate",
+    "PromptQuery",
+    "PromptStatus",
+    "PromptType",
+    "PromptUpdate",
+    "SystemLog",
+    "SystemLogCreate",
+    "SystemLogQuery",
+    "canonical_uuid",
+    "format_timestamp",
+    "parse_input",
+    "utc_now",
+]
+
+# --- enumerations (each mirrors a CHECK in the schema) -------------------------
+
+AgentType = Literal["planner", "builder", "reviewer", "tester", "orchestrator", "utility"]
+AgentStatus = Literal[
+    "initializing", "planning", "executing", "reviewing", "completed", "failed", "cancelled"
+]
+PromptType = Literal["adw", "command", "followup", "correction", "tool_call"]
+PromptStatus = Literal["pending", "streaming", "completed", "failed", "cancelled"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogType = Literal["state_change", "milestone", "error", "performance", "tool_call", "cost_update"]
+
+# --- value rules ---------------------------------------------------------------
+
+MAX_INTEGER = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
+MAX_JSON_DEPTH = 256
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """The store's one timestamp format: UTC, microseconds, explicit offset."""
+    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+
+
+def utc_now() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+def _portable_text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or blank")
+    return value
+
+
+def canonical_uuid(value: Any) -> str:
+    """The canonical text of a UUID (lowercase, hyphenated); ``ValueError`` if it is not one."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise ValueError(f"must be a UUID, got {value!r:.80}")
+
+
+def _timestamp(value: Any) -> str:
+    """Accept an aware datetime or an ISO 8601 string with an offset."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be an ISO 8601 timestamp, got {value!r:.80}") from None
+    if not isinstance(value, datetime):
+        raise ValueError("must be a timezone-aware datetime or an ISO 8601 string")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a UTC offset (naive times are ambiguous)")
+    return format_timestamp(value)
+
+
+def _stored_timestamp(value: str) -> str:
+    """Rows hold timestamps in exactly the store's format."""
+    try:
+        datetime.strptime(value, TIMESTAMP_FORMAT)
+    except ValueError:
+        raise ValueError(f"is not in the store's timestamp format: {value!r:.80}") from None
+    return value
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("JSON numbers must be finite (no NaN or Infinity)")
+        return
+    if isinstance(value, str):
+        _portable_text(value)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"JSON object keys must be strings, got {key!r:.80}")
+            _portable_text(key)
+            _check_json(item, depth + 1)
+        return
+    raise ValueError(f"is not JSON: {type(value).__name__} values cannot be stored")
+
+
+def _json_value(value: Any) -> Any:
+    _check_json(value)
+    return value
+
+
+Text = Annotated[str, Field(strict=True), AfterValidator(_portable_text)]
+Name = Annotated[
+    str, Field(strict=True), AfterValidator(_portable_text), AfterValidator(_not_blank)
+]
+UUIDText = Annotated[str, BeforeValidator(canonical_uuid)]
+InputTimestamp = Annotated[str, BeforeValidator(_timestamp)]
+Timestamp = Annotated[str, Field(strict=True), AfterValidator(_stored_timestamp)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INTEGER)]
+Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+JsonValue = Annotated[Any, AfterValidator(_json_value)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- orchestrator_agents -------------------------------------------------------
+
+
+class OrchestratorAgentCreate(_Model):
+    name: Name
+    description: Text | None = None
+    agent_type: AgentType
+    capabilities: Text | None = None
+    default_model: Text | None = None
+
+
+class OrchestratorAgentUpdate(_Model):
+    name: Name = None  # type: ignore[assignment]  # unset fields are never written
+    description: Text | None = None
+    agent_type: AgentType = None  # type: ignore[assignment]
+    capabilities: Text | None = None
+    default_model: Text | None = None
+
+
+class OrchestratorAgent(OrchestratorAgentCreate):
+    id: UUIDText
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# --- agents --------------------------------------------------------------------
+
+
+class AgentCreate(_Model):
+    orchestrator_agent_id: UUIDText
+    session_id: Name
+    parent_agent_id: UUIDText | None = None
+    status: AgentStatus = "initializing"
+    context: JsonValue = None
+    config: JsonValue = None
+
+
+class AgentUpdate(_Model):
+    status: AgentStatus = None  # type: ignore[assignment]
+    completed_at: InputTimestamp | None = None
+    cost_usd: Money = None  # type: ignore[assignment]
+    error_message: Text | None = None
+    context: JsonValue = None
+    config: JsonValue = None
+
+
+class Agent(AgentCreate):
+    id: UUIDText
+    started_at: Timestamp
+    completed_at: Timestamp | None
+    cost_usd: Money
+    error_message: Text | None
+
+
+# --- prompts -------------------------------------------------------------------
+
+
+class PromptCreate(_Model):
+    agent_id: UUIDText
+    prompt_type: PromptType
+    prompt_text: Name
+    prompt_name: Text | None = None
+    status: PromptStatus = "pending"
+    model_used: Text | None = None
+
+
+class PromptUpdate(_Model):
+    response_text: Text | None = None
+    status: PromptStatus = None  # type: ignore[assignment]
+    model_used: Text | None = None
+    tokens_input: Count = None  # type: ignore[assignment]
+    tokens_output: Count = None  # type: ignore[assignment]
+    cost_usd: Money = None  # type: ignore[assignment]
+    latency_ms: Count | None = None
+    completed_at: InputTimestamp | None = None
+    error_message: Text | None = None
+
+
+class Prompt(PromptCreate):
+    id: UUIDText
+    response_text: Text | None
+    tokens_input: Count
+    tokens_output: Count
+    cost_usd: Money
+    latency_ms: Count | None
+    created_at: Timestamp
+    completed_at: Timestamp | None
+    error_message: Text | None
+
+
+# --- logs ----------------------------------------------------------------------
+
+
+class AgentLogCreate(_Model):
+    agent_id: UUIDText
+    log_level: LogLevel = "INFO"
+    log_type: LogType
+    message: Name
+    details: JsonValue = None
+
+
+class AgentLog(AgentLogCreate):
+    id: Annotated[int, Field(strict=True, ge=1)]
+    created_at: Timestamp
+
+
+class SystemLogCreate(_Model):
+    log_level: LogLevel = "INFO"
+    component: Name
+    message: Name
+    details: JsonValue = None
+
+
+class SystemLog(SystemLogCreate):
+    id: Annotated[int, Field(strict=True, ge=1)]
+    created_at: Timestamp
+
+
+class AgentCostIncrement(_Model):
+    agent_id: UUIDText
+    cost_usd: Money
+
+
+# --- queries (filters and pages of the list methods) ----------------------------
+
+Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_INTEGER)]
+
+
+class Page(_Model):
+    limit: Limit | None = None
+    offset: Count = 0
+
+
+class AgentQuery(Page):
+    session_id: Name | None = None
+    orchestrator_agent_id: UUIDText | None = None
+    status: AgentStatus | None = None
+
+
+class PromptQuery(Page):
+    agent_id: UUIDText | None = None
+    status: PromptStatus | None = None
+
+
+class AgentLogQuery(Page):
+    agent_id: UUIDText
+    log_level: LogLevel | None = None
+    log_type: LogType | None = None
+
+
+class SystemLogQuery(Page):
+    log_level: LogLevel | None = None
+    component: Name | None = None
+
+
+# --- validation at the boundary ------------------------------------------------
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def parse_input(model: type[ModelT], table: str, data: dict[str, Any]) -> ModelT:
+    """Validate caller input, turning Pydantic's error into the store's, naming
+    the table and the field (``agents.status: ...``)."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = []
+        first_field = None
+        for error in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in error["loc"]) or "(input)"
+            first_field = first_field or field
+            message = error["msg"]
+            if error["type"] == "extra_forbidden":
+                message = "unknown field"
+            problems.append(f"{table}.{field}: {message}")
+        raise ValidationError("; ".join(problems), table=table, field=first_field) from exc
