@@ -586,7 +586,8 @@ class DatabaseManager:
             result = await self._backend.execute(sql, self._encode(table, row), table=table)
         except IntegrityError as exc:
             if exc.constraint == "foreign_key":
-                raise await self._explain_missing_reference(table, row, exc) from exc
+                explained = await self._explain_missing_reference(table, row, exc)
+                raise explained from exc.__cause__  # keep the driver's exception as the cause
             raise
         return int(result.lastrowid or 0)
 

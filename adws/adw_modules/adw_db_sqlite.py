@@ -133,9 +133,9 @@ class SQLiteBackend:
         """Open the file (creating it and its folders if needed), bring its
         schema up to date and start the reader connections. On failure,
         everything opened is closed and a file this call created is removed."""
-        self._refuse_foreign_file()
         created = not self.path.exists()
         try:
+            self._refuse_foreign_file()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             writer = await self._connect()
             version = await self._read_version(writer)
@@ -145,7 +145,7 @@ class SQLiteBackend:
                     f"store's version {LATEST_VERSION}: upgrade the store to open it "
                     "(the file was left untouched)"
                 )
-            await self._configure_writer(writer)
+            await self._use_wal(writer)
             if version < LATEST_VERSION:
                 await self._migrate(writer)
             for _ in range(READ_CONNECTIONS):
@@ -156,12 +156,14 @@ class SQLiteBackend:
             await self._close_connections()
             if created:
                 self._remove_created_files()
-            if isinstance(exc, DatabaseError | asyncio.CancelledError):
-                raise
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "(database)", "open") from exc
             if isinstance(exc, OSError):
-                raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
+                error = DatabaseError(f"cannot open {self.path}: {exc}")
+                logger.error("%s", error)
+                raise error from exc
+            if isinstance(exc, DatabaseError):
+                logger.error("%s", exc)
             raise
         self._writer = writer
         logger.debug("opened %s (schema version %s)", self.path, LATEST_VERSION)
@@ -195,21 +197,23 @@ class SQLiteBackend:
         await connection
         # aiosqlite annotates row_factory narrower than sqlite3, which takes any callable.
         connection.row_factory = _dict_row  # type: ignore[assignment]
+        # Per-connection settings; none of them writes to the file.
         await connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        await connection.execute("PRAGMA foreign_keys = ON")
+        await connection.execute(f"PRAGMA synchronous = {self.synchronous}")
         return connection
 
     async def _read_version(self, connection: aiosqlite.Connection) -> int:
         rows = await connection.execute_fetchall("PRAGMA user_version")
         return int(next(iter(rows))["user_version"])
 
-    async def _configure_writer(self, writer: aiosqlite.Connection) -> None:
+    async def _use_wal(self, writer: aiosqlite.Connection) -> None:
+        """WAL is a property of the file: set once, after the version check, so
+        that a refused file is never rewritten."""
         rows = await writer.execute_fetchall("PRAGMA journal_mode = WAL")
         mode = next(iter(rows))["journal_mode"]
         if mode != "wal":
             raise DatabaseError(f"{self.path}: cannot switch to WAL journal mode (got {mode!r})")
-        # foreign_keys and synchronous are per connection; readers only read.
-        await writer.execute("PRAGMA foreign_keys = ON")
-        await writer.execute(f"PRAGMA synchronous = {self.synchronous}")
 
     async def _migrate(self, writer: aiosqlite.Connection) -> None:
         """Upgrade under the write lock, so concurrent processes migrate once."""

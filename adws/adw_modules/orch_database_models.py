@@ -72,11 +72,13 @@ LogType = Literal["state_change", "milestone", "error", "performance", "tool_cal
 MAX_INTEGER = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
 MAX_JSON_DEPTH = 256
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
+TIMESTAMP_LENGTH = len("2026-01-31T12:00:00.000000+00:00")
 
 
 def format_timestamp(moment: datetime) -> str:
     """The store's one timestamp format: UTC, microseconds, explicit offset."""
-    return moment.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    # isoformat pads the year to four digits, which strftime does not promise.
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "+00:00"
 
 
 def utc_now() -> str:
@@ -122,15 +124,20 @@ def _timestamp(value: Any) -> str:
         raise ValueError("must be a timezone-aware datetime or an ISO 8601 string")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset (naive times are ambiguous)")
-    return format_timestamp(value)
+    try:
+        return format_timestamp(value)
+    except OverflowError:
+        raise ValueError("is out of the range of representable UTC times") from None
 
 
 def _stored_timestamp(value: str) -> str:
-    """Rows hold timestamps in exactly the store's format."""
+    """Rows hold timestamps in exactly the store's format (fixed width)."""
     try:
-        datetime.strptime(value, TIMESTAMP_FORMAT)
+        parsed = datetime.strptime(value, TIMESTAMP_FORMAT)
     except ValueError:
-        raise ValueError(f"is not in the store's timestamp format: {value!r:.80}") from None
+        parsed = None
+    if parsed is None or len(value) != TIMESTAMP_LENGTH:
+        raise ValueError(f"is not in the store's timestamp format: {value!r:.80}")
     return value
 
 

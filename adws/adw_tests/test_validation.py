@@ -1,0 +1,957 @@
+"""Input validation and integrity errors: bad input is refused with an error
+that names the table and field, and a refused call writes nothing."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from adw_database import (
+    DatabaseError,
+    DatabaseManager,
+    IntegrityError,
+    SchemaError,
+    ValidationError,
+)
+
+Call = Callable[[], Awaitable[Any]]
+
+
+async def assert_rejected(db: DatabaseManager, call: Call, field: str) -> ValidationError:
+    """``call`` raises ValidationError naming ``field`` and leaves every table as it was."""
+    before = await db.count_rows()
+    with pytest.raises(ValidationError) as caught:
+        await call()
+    exc = caught.value
+    assert isinstance(exc, ValueError)
+    assert isinstance(exc, DatabaseError)
+    assert field in str(exc)
+    assert exc.table is not None
+    assert exc.table in str(exc)
+    assert exc.field == field
+    assert await db.count_rows() == before
+    return exc
+
+
+@pytest.fixture
+async def prompt_id(db: DatabaseManager, agent_id: str) -> str:
+    return await db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text="p")
+
+
+# --- the error hierarchy -----------------------------------------------------------
+
+
+def test_error_hierarchy() -> None:
+    for cls in (ValidationError, IntegrityError, SchemaError):
+        assert issubclass(cls, DatabaseError)
+    assert issubclass(DatabaseError, Exception)
+    assert issubclass(ValidationError, ValueError)
+    assert not issubclass(IntegrityError, ValidationError)
+
+
+# --- enumerations ------------------------------------------------------------------
+
+BAD_ENUM_VALUES = ["bogus", "", "PLANNER", " planner", None, 1]
+
+
+@pytest.mark.parametrize("value", BAD_ENUM_VALUES)
+async def test_agent_type_is_checked(db: DatabaseManager, definition_id: str, value: Any) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_orchestrator_agent(name="x", description=None, agent_type=value),
+        "agent_type",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.update_orchestrator_agent(agent_id=definition_id, agent_type=value),
+        "agent_type",
+    )
+    row = await db.get_orchestrator_agent(agent_id=definition_id)
+    assert row is not None
+    assert row["agent_type"] == "planner"
+
+
+@pytest.mark.parametrize("value", ["bogus", "", "Completed", "running", None, 0])
+async def test_agent_status_is_checked(
+    db: DatabaseManager, definition_id: str, agent_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=definition_id, session_id="s", status=value),
+        "status",
+    )
+    await assert_rejected(db, lambda: db.update_agent(agent_id=agent_id, status=value), "status")
+    if value is not None:
+        await assert_rejected(db, lambda: db.list_agents(status=value), "status")
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["status"] == "initializing"
+
+
+@pytest.mark.parametrize("value", ["bogus", "", "ADW", "prompt", None])
+async def test_prompt_type_is_checked(db: DatabaseManager, agent_id: str, value: Any) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_prompt(agent_id=agent_id, prompt_type=value, prompt_text="p"),
+        "prompt_type",
+    )
+
+
+@pytest.mark.parametrize("value", ["bogus", "", "PENDING", "executing", None])
+async def test_prompt_status_is_checked(
+    db: DatabaseManager, agent_id: str, prompt_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_prompt(
+            agent_id=agent_id, prompt_type="adw", prompt_text="p", status=value
+        ),
+        "status",
+    )
+    await assert_rejected(db, lambda: db.update_prompt(prompt_id=prompt_id, status=value), "status")
+    if value is not None:
+        await assert_rejected(db, lambda: db.list_prompts(status=value), "status")
+
+
+@pytest.mark.parametrize("value", ["bogus", "", "info", "Warning", "WARN", "FATAL", None])
+async def test_log_level_is_checked(db: DatabaseManager, agent_id: str, value: Any) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent_log(
+            agent_id=agent_id, log_level=value, log_type="milestone", message="m"
+        ),
+        "log_level",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_system_log(log_level=value, component="c", message="m"),
+        "log_level",
+    )
+    if value is not None:
+        await assert_rejected(
+            db, lambda: db.get_agent_logs(agent_id=agent_id, log_level=value), "log_level"
+        )
+        await assert_rejected(db, lambda: db.get_system_logs(log_level=value), "log_level")
+
+
+@pytest.mark.parametrize("value", ["bogus", "", "Milestone", "state-change", None])
+async def test_log_type_is_checked(db: DatabaseManager, agent_id: str, value: Any) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent_log(
+            agent_id=agent_id, log_level="INFO", log_type=value, message="m"
+        ),
+        "log_type",
+    )
+    if value is not None:
+        await assert_rejected(
+            db, lambda: db.get_agent_logs(agent_id=agent_id, log_type=value), "log_type"
+        )
+
+
+# --- UUIDs -------------------------------------------------------------------------
+
+BAD_IDS = ["../x", "", "not-a-uuid", "1234", "g" * 32, None, 42]
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+async def test_lookups_validate_ids(db: DatabaseManager, agent_id: str, bad: Any) -> None:
+    """A malformed id is a ValidationError, never a plain ``None`` / ``False``."""
+    for call in (
+        lambda: db.get_orchestrator_agent(agent_id=bad),
+        lambda: db.get_agent(agent_id=bad),
+        lambda: db.get_prompt(prompt_id=bad),
+        lambda: db.update_orchestrator_agent(agent_id=bad, name="x"),
+        lambda: db.update_agent(agent_id=bad, status="failed"),
+        lambda: db.update_prompt(prompt_id=bad, status="failed"),
+        lambda: db.delete_orchestrator_agent(agent_id=bad),
+        lambda: db.delete_agent(agent_id=bad),
+        lambda: db.delete_prompt(prompt_id=bad),
+    ):
+        await assert_rejected(db, call, "id")
+
+
+@pytest.mark.parametrize("bad", BAD_IDS)
+async def test_reference_ids_are_validated(
+    db: DatabaseManager, definition_id: str, agent_id: str, bad: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=bad, session_id="s"),
+        "orchestrator_agent_id",
+    )
+    if bad is not None:  # None means "no parent"
+        await assert_rejected(
+            db,
+            lambda: db.create_agent(
+                orchestrator_agent_id=definition_id, session_id="s", parent_agent_id=bad
+            ),
+            "parent_agent_id",
+        )
+        await assert_rejected(
+            db, lambda: db.list_agents(orchestrator_agent_id=bad), "orchestrator_agent_id"
+        )
+        await assert_rejected(db, lambda: db.list_prompts(agent_id=bad), "agent_id")
+    await assert_rejected(
+        db, lambda: db.create_prompt(agent_id=bad, prompt_type="adw", prompt_text="p"), "agent_id"
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_agent_log(
+            agent_id=bad, log_level="INFO", log_type="milestone", message="m"
+        ),
+        "agent_id",
+    )
+    await assert_rejected(db, lambda: db.get_agent_logs(agent_id=bad), "agent_id")
+    await assert_rejected(db, lambda: db.add_agent_cost(agent_id=bad, cost_usd=1.0), "agent_id")
+
+
+async def test_get_agent_with_path_like_id_raises_instead_of_returning_none(
+    db: DatabaseManager,
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await db.get_agent("../x")
+    assert caught.value.table == "agents"
+
+
+async def test_uppercase_uuids_are_normalised_and_found(
+    db: DatabaseManager, definition_id: str, agent_id: str
+) -> None:
+    upper_definition = definition_id.upper()
+    upper_agent = agent_id.upper()
+    assert upper_agent != agent_id
+
+    row = await db.get_agent(agent_id=upper_agent)
+    assert row is not None
+    assert row["id"] == agent_id
+    definition = await db.get_orchestrator_agent(agent_id=upper_definition)
+    assert definition is not None
+    assert definition["id"] == definition_id
+
+    child = await db.create_agent(
+        orchestrator_agent_id=upper_definition, session_id="s", parent_agent_id=upper_agent
+    )
+    child_row = await db.get_agent(agent_id=child)
+    assert child_row is not None
+    assert child_row["orchestrator_agent_id"] == definition_id
+    assert child_row["parent_agent_id"] == agent_id
+    assert len(await db.list_agents(orchestrator_agent_id=upper_definition)) == 2
+
+    assert await db.update_agent(agent_id=upper_agent, status="executing")
+    assert await db.add_agent_cost(agent_id=upper_agent, cost_usd=1.0)
+    prompt = await db.create_prompt(agent_id=upper_agent, prompt_type="adw", prompt_text="p")
+    assert [p["id"] for p in await db.list_prompts(agent_id=upper_agent)] == [prompt]
+    assert await db.update_prompt(prompt_id=prompt.upper(), status="completed")
+    prompt_row = await db.get_prompt(prompt_id=prompt.upper())
+    assert prompt_row is not None
+    assert prompt_row["agent_id"] == agent_id
+    await db.create_agent_log(
+        agent_id=upper_agent, log_level="INFO", log_type="milestone", message="m"
+    )
+    assert len(await db.get_agent_logs(agent_id=upper_agent)) == 1
+    assert await db.delete_prompt(prompt_id=prompt.upper())
+    assert await db.delete_agent(agent_id=child.upper())
+    assert await db.delete_orchestrator_agent(agent_id=upper_definition)
+    assert await db.count_rows() == {
+        "orchestrator_agents": 0,
+        "agents": 0,
+        "prompts": 0,
+        "agent_logs": 0,
+        "system_logs": 0,
+    }
+
+
+# --- text fields -------------------------------------------------------------------
+
+BLANK = ["", " ", "\t\n", None, 7]
+
+
+@pytest.mark.parametrize("value", BLANK)
+async def test_names_must_be_non_empty_text(
+    db: DatabaseManager, definition_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_orchestrator_agent(name=value, description=None, agent_type="planner"),
+        "name",
+    )
+    await assert_rejected(
+        db, lambda: db.update_orchestrator_agent(agent_id=definition_id, name=value), "name"
+    )
+
+
+@pytest.mark.parametrize("value", BLANK)
+async def test_session_id_must_be_non_empty_text(
+    db: DatabaseManager, definition_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=definition_id, session_id=value),
+        "session_id",
+    )
+    if value is not None:
+        await assert_rejected(db, lambda: db.list_agents(session_id=value), "session_id")
+
+
+@pytest.mark.parametrize("value", BLANK)
+async def test_messages_prompt_text_and_component_must_be_non_empty(
+    db: DatabaseManager, agent_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text=value),
+        "prompt_text",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_agent_log(
+            agent_id=agent_id, log_level="INFO", log_type="milestone", message=value
+        ),
+        "message",
+    )
+    await assert_rejected(
+        db, lambda: db.create_system_log(log_level="INFO", component="c", message=value), "message"
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_system_log(log_level="INFO", component=value, message="m"),
+        "component",
+    )
+    if value is not None:
+        await assert_rejected(db, lambda: db.get_system_logs(component=value), "component")
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800"])
+async def test_text_must_be_portable(
+    db: DatabaseManager, agent_id: str, prompt_id: str, value: str
+) -> None:
+    """NUL characters and lone surrogates cannot be stored faithfully everywhere."""
+    await assert_rejected(
+        db,
+        lambda: db.create_orchestrator_agent(name=value, description=None, agent_type="planner"),
+        "name",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_orchestrator_agent(name="n", description=value, agent_type="planner"),
+        "description",
+    )
+    await assert_rejected(
+        db, lambda: db.create_system_log(log_level="INFO", component="c", message=value), "message"
+    )
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, response_text=value), "response_text"
+    )
+    await assert_rejected(
+        db, lambda: db.update_agent(agent_id=agent_id, error_message=value), "error_message"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("description", 5),
+        ("capabilities", ["a"]),
+        ("default_model", b"model"),
+    ],
+)
+async def test_optional_text_fields_must_be_text(
+    db: DatabaseManager, field: str, value: Any
+) -> None:
+    arguments = {"name": "n", "description": None, "agent_type": "planner", field: value}
+    await assert_rejected(db, lambda: db.create_orchestrator_agent(**arguments), field)
+
+
+# --- numbers -----------------------------------------------------------------------
+
+NEGATIVE_OR_WRONG_INTS = [-1, True, False, 1.5, "5", 2**63, None]
+
+
+@pytest.mark.parametrize("field", ["tokens_input", "tokens_output"])
+@pytest.mark.parametrize("value", NEGATIVE_OR_WRONG_INTS)
+async def test_token_counts_are_non_negative_integers(
+    db: DatabaseManager, prompt_id: str, field: str, value: Any
+) -> None:
+    before = await db.get_prompt(prompt_id=prompt_id)
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, **{field: value}), field
+    )
+    assert await db.get_prompt(prompt_id=prompt_id) == before
+
+
+@pytest.mark.parametrize("value", [-1, True, 2.5, "10", 2**63])
+async def test_latency_is_a_non_negative_integer(
+    db: DatabaseManager, prompt_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, latency_ms=value), "latency_ms"
+    )
+
+
+BAD_COSTS = [-0.01, -1, True, math.nan, math.inf, -math.inf, "1.0", None]
+
+
+@pytest.mark.parametrize("value", BAD_COSTS)
+async def test_costs_are_finite_non_negative_numbers(
+    db: DatabaseManager, agent_id: str, prompt_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, cost_usd=value), "cost_usd"
+    )
+    await assert_rejected(
+        db, lambda: db.update_agent(agent_id=agent_id, cost_usd=value), "cost_usd"
+    )
+    await assert_rejected(
+        db, lambda: db.add_agent_cost(agent_id=agent_id, cost_usd=value), "cost_usd"
+    )
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == 0.0
+
+
+@pytest.mark.parametrize("value", [0, -1, True, 1.0, "10"])
+async def test_limit_must_be_a_positive_integer(
+    db: DatabaseManager, agent_id: str, value: Any
+) -> None:
+    for call in (
+        lambda: db.list_orchestrator_agents(limit=value),
+        lambda: db.list_agents(limit=value),
+        lambda: db.list_prompts(limit=value),
+        lambda: db.get_agent_logs(agent_id=agent_id, limit=value),
+        lambda: db.get_system_logs(limit=value),
+        lambda: db.list_recent_agent_logs(limit=value),
+        lambda: db.list_recent_system_logs(limit=value),
+    ):
+        await assert_rejected(db, call, "limit")
+
+
+@pytest.mark.parametrize("value", [-1, -100, True, 1.0, None])
+async def test_offset_must_be_a_non_negative_integer(db: DatabaseManager, value: Any) -> None:
+    for call in (
+        lambda: db.list_orchestrator_agents(offset=value),
+        lambda: db.list_agents(offset=value),
+        lambda: db.list_prompts(offset=value),
+    ):
+        await assert_rejected(db, call, "offset")
+
+
+@pytest.mark.parametrize("value", [-1, -0.5, math.nan, math.inf, True, "7", None])
+async def test_cleanup_days_is_validated(db: DatabaseManager, agent_id: str, value: Any) -> None:
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="m"
+    )
+    before = await db.count_rows()
+    with pytest.raises(ValidationError) as caught:
+        await db.cleanup_old_logs(days=value)
+    assert "days" in str(caught.value)
+    assert caught.value.field == "days"
+    assert await db.count_rows() == before
+
+
+# --- timestamps --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-01-01T00:00:00",  # naive: ambiguous
+        datetime(2026, 1, 1, 0, 0),  # naive datetime
+        "yesterday",
+        "",
+        1767225600,
+        "2026-13-01T00:00:00+00:00",
+    ],
+)
+async def test_completed_at_must_be_an_aware_timestamp(
+    db: DatabaseManager, agent_id: str, prompt_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db, lambda: db.update_agent(agent_id=agent_id, completed_at=value), "completed_at"
+    )
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, completed_at=value), "completed_at"
+    )
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["completed_at"] is None
+
+
+# --- update fields -----------------------------------------------------------------
+
+
+async def test_unknown_update_fields_are_rejected_by_name(
+    db: DatabaseManager, definition_id: str, agent_id: str, prompt_id: str
+) -> None:
+    await assert_rejected(
+        db, lambda: db.update_orchestrator_agent(agent_id=definition_id, colour="red"), "colour"
+    )
+    await assert_rejected(
+        db,
+        lambda: db.update_orchestrator_agent(agent_id=definition_id, created_at="x"),
+        "created_at",
+    )
+    await assert_rejected(db, lambda: db.update_agent(agent_id=agent_id, name="x"), "name")
+    await assert_rejected(
+        db, lambda: db.update_agent(agent_id=agent_id, session_id="other"), "session_id"
+    )
+    await assert_rejected(
+        db,
+        lambda: db.update_agent(agent_id=agent_id, started_at="2026-01-01T00:00:00+00:00"),
+        "started_at",
+    )
+    await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, prompt_text="new"), "prompt_text"
+    )
+    await assert_rejected(db, lambda: db.update_prompt(prompt_id=prompt_id, tokens=5), "tokens")
+
+
+async def test_a_rejected_update_changes_nothing_even_with_valid_fields(
+    db: DatabaseManager, agent_id: str, prompt_id: str
+) -> None:
+    agent_before = await db.get_agent(agent_id=agent_id)
+    prompt_before = await db.get_prompt(prompt_id=prompt_id)
+    await assert_rejected(
+        db,
+        lambda: db.update_agent(agent_id=agent_id, status="completed", bogus_field=1),
+        "bogus_field",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.update_prompt(
+            prompt_id=prompt_id, status="completed", tokens_input=10, latency_ms=-5
+        ),
+        "latency_ms",
+    )
+    assert await db.get_agent(agent_id=agent_id) == agent_before
+    assert await db.get_prompt(prompt_id=prompt_id) == prompt_before
+
+
+async def test_empty_updates_are_rejected(
+    db: DatabaseManager, definition_id: str, agent_id: str, prompt_id: str
+) -> None:
+    for call, table in (
+        (lambda: db.update_orchestrator_agent(agent_id=definition_id), "orchestrator_agents"),
+        (lambda: db.update_agent(agent_id=agent_id), "agents"),
+        (lambda: db.update_prompt(prompt_id=prompt_id), "prompts"),
+    ):
+        before = await db.count_rows()
+        with pytest.raises(ValidationError) as caught:
+            await call()
+        assert caught.value.table == table
+        assert table in str(caught.value)
+        assert await db.count_rows() == before
+    row = await db.get_orchestrator_agent(agent_id=definition_id)
+    assert row is not None
+    assert row["updated_at"] == row["created_at"]
+
+
+@pytest.mark.parametrize(
+    ("method", "field"),
+    [
+        ("update_orchestrator_agent", "name"),
+        ("update_orchestrator_agent", "agent_type"),
+        ("update_agent", "status"),
+        ("update_agent", "cost_usd"),
+        ("update_prompt", "status"),
+        ("update_prompt", "tokens_input"),
+        ("update_prompt", "tokens_output"),
+        ("update_prompt", "cost_usd"),
+    ],
+)
+async def test_not_null_fields_cannot_be_set_to_none(
+    db: DatabaseManager,
+    definition_id: str,
+    agent_id: str,
+    prompt_id: str,
+    method: str,
+    field: str,
+) -> None:
+    row_id = {
+        "update_orchestrator_agent": ("agent_id", definition_id),
+        "update_agent": ("agent_id", agent_id),
+        "update_prompt": ("prompt_id", prompt_id),
+    }[method]
+    update = getattr(db, method)
+    await assert_rejected(db, lambda: update(**{row_id[0]: row_id[1], field: None}), field)
+
+
+# --- JSON values -------------------------------------------------------------------
+
+
+class Opaque:
+    pass
+
+
+BAD_JSON = [
+    math.nan,
+    {"x": math.inf},
+    [1, -math.inf],
+    {"nested": {"deeper": [math.nan]}},
+    {1: "int key"},
+    {(1, 2): "tuple key"},
+    {None: "none key"},
+    (1, 2),
+    {"t": (1, 2)},
+    {1, 2},
+    frozenset({"a"}),
+    Opaque(),
+    {"obj": Opaque()},
+    b"bytes",
+    datetime(2026, 1, 1, tzinfo=UTC),
+    uuid.uuid4(),
+    "nul\x00inside",
+    {"key": "nul\x00value"},
+    {"nul\x00key": 1},
+    ["lone \ud800 surrogate"],
+]
+
+
+@pytest.mark.parametrize("value", BAD_JSON)
+async def test_json_values_must_be_portable(
+    db: DatabaseManager, definition_id: str, agent_id: str, value: Any
+) -> None:
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=definition_id, session_id="s", context=value),
+        "context",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=definition_id, session_id="s", config=value),
+        "config",
+    )
+    await assert_rejected(db, lambda: db.update_agent(agent_id=agent_id, context=value), "context")
+    await assert_rejected(db, lambda: db.update_agent(agent_id=agent_id, config=value), "config")
+    await assert_rejected(
+        db,
+        lambda: db.create_agent_log(
+            agent_id=agent_id, log_level="INFO", log_type="milestone", message="m", details=value
+        ),
+        "details",
+    )
+    await assert_rejected(
+        db,
+        lambda: db.create_system_log(log_level="INFO", component="c", message="m", details=value),
+        "details",
+    )
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert (row["context"], row["config"]) == (None, None)
+
+
+GOOD_JSON = [
+    {},
+    [],
+    {"a": {}},
+    {"a": []},
+    0,
+    -1,
+    2**62,
+    1.5,
+    0.1,
+    -0.0,
+    True,
+    False,
+    "",
+    "null",
+    "text",
+    [None],
+    {"none": None},
+    [1, "two", 3.0, True, None, {"k": [[]]}],
+    {"unicode": "héllo wörld ✓ 🤖 日本語 עברית", "ключ": "значение", "emoji 🔑": ["😀"]},
+    {"escapes": 'quote " backslash \\ newline \n tab \t', "ctrl": "\x01\x1f"},
+    {"deep": {"er": {"and": {"deeper": [1, [2, [3, [4, {"end": True}]]]]}}}},
+    {"order": {"z": 1, "a": 2, "m": 3}},
+]
+
+
+def same_json(left: Any, right: Any) -> bool:
+    """Equal and of the same JSON types all the way down (``False`` is not ``0``)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(same_json(left[k], right[k]) for k in left)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(map(same_json, left, right))
+    if isinstance(left, float) and left == 0.0:
+        return math.copysign(1, left) == math.copysign(1, right)
+    return bool(left == right)
+
+
+@pytest.mark.parametrize("value", GOOD_JSON, ids=repr)
+async def test_json_round_trip_is_exact(
+    db: DatabaseManager, definition_id: str, agent_id: str, value: Any
+) -> None:
+    new_agent = await db.create_agent(
+        orchestrator_agent_id=definition_id, session_id="s", context=value, config=value
+    )
+    row = await db.get_agent(agent_id=new_agent)
+    assert row is not None
+    assert same_json(row["context"], value)
+    assert same_json(row["config"], value)
+
+    assert await db.update_agent(agent_id=agent_id, context=value)
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert same_json(row["context"], value)
+
+    log_id = await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="m", details=value
+    )
+    logs = await db.get_agent_logs(agent_id=agent_id)
+    assert [log["id"] for log in logs] == [log_id]
+    assert same_json(logs[0]["details"], value)
+
+    await db.create_system_log(log_level="INFO", component="c", message="m", details=value)
+    (system,) = await db.get_system_logs()
+    assert same_json(system["details"], value)
+
+
+async def test_none_stays_none_and_empty_object_stays_empty(
+    db: DatabaseManager, definition_id: str, agent_id: str
+) -> None:
+    empty = await db.create_agent(
+        orchestrator_agent_id=definition_id, session_id="s", context={}, config=[]
+    )
+    row = await db.get_agent(agent_id=empty)
+    assert row is not None
+    assert row["context"] == {}
+    assert isinstance(row["context"], dict)
+    assert row["config"] == []
+
+    none = await db.create_agent(orchestrator_agent_id=definition_id, session_id="s")
+    row = await db.get_agent(agent_id=none)
+    assert row is not None
+    assert row["context"] is None
+    assert row["config"] is None
+
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="m", details={}
+    )
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="m", details=None
+    )
+    assert [log["details"] for log in await db.get_agent_logs(agent_id=agent_id)] == [{}, None]
+
+
+async def test_one_megabyte_message_and_details(db: DatabaseManager, agent_id: str) -> None:
+    big_text = ("0123456789abcdef" * 65536)[:-1] + "é"  # 1 MiB of characters
+    assert len(big_text) == 1 << 20
+    big_details = {"blob": "x" * (1 << 20), "items": list(range(1000)), "unicode": "✓" * 1000}
+
+    log_id = await db.create_agent_log(
+        agent_id=agent_id,
+        log_level="DEBUG",
+        log_type="tool_call",
+        message=big_text,
+        details=big_details,
+    )
+    (log,) = await db.get_agent_logs(agent_id=agent_id)
+    assert log["id"] == log_id
+    assert log["message"] == big_text
+    assert log["details"] == big_details
+
+    await db.create_system_log(
+        log_level="INFO", component="c", message=big_text, details=big_details
+    )
+    (system,) = await db.get_system_logs()
+    assert system["message"] == big_text
+    assert system["details"] == big_details
+
+    prompt = await db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text=big_text)
+    await db.update_prompt(prompt_id=prompt, response_text=big_text)
+    row = await db.get_prompt(prompt_id=prompt)
+    assert row is not None
+    assert row["prompt_text"] == big_text
+    assert row["response_text"] == big_text
+
+    await db.update_agent(agent_id=agent_id, context=big_details)
+    agent = await db.get_agent(agent_id=agent_id)
+    assert agent is not None
+    assert agent["context"] == big_details
+
+
+async def test_text_round_trips_exactly(db: DatabaseManager, agent_id: str) -> None:
+    message = "  leading and trailing spaces kept  \n second line ✓ 🤖 \x7f"
+    await db.create_system_log(log_level="INFO", component=" comp ", message=message)
+    (row,) = await db.get_system_logs(component=" comp ")
+    assert row["message"] == message
+    assert row["component"] == " comp "
+
+
+# --- integrity errors --------------------------------------------------------------
+
+
+async def test_duplicate_orchestrator_agent_name(db: DatabaseManager, definition_id: str) -> None:
+    before = await db.count_rows()
+    with pytest.raises(IntegrityError) as caught:
+        await db.create_orchestrator_agent(
+            name="planner", description="again", agent_type="builder"
+        )
+    exc = caught.value
+    assert exc.constraint == "unique"
+    assert "name" in str(exc)
+    assert "orchestrator_agents" in str(exc)
+    assert exc.table == "orchestrator_agents"
+    assert isinstance(exc, DatabaseError)
+    assert not isinstance(exc, ValidationError)
+    assert not isinstance(exc, sqlite3.Error)
+    assert isinstance(exc.__cause__, sqlite3.IntegrityError)
+    assert await db.count_rows() == before
+
+
+async def test_renaming_to_an_existing_name_is_refused(
+    db: DatabaseManager, definition_id: str
+) -> None:
+    other = await db.create_orchestrator_agent(
+        name="builder", description=None, agent_type="builder"
+    )
+    with pytest.raises(IntegrityError) as caught:
+        await db.update_orchestrator_agent(agent_id=other, name="planner")
+    assert caught.value.constraint == "unique"
+    assert "name" in str(caught.value)
+    assert isinstance(caught.value.__cause__, sqlite3.IntegrityError)
+    row = await db.get_orchestrator_agent(agent_id=other)
+    assert row is not None
+    assert row["name"] == "builder"
+
+
+async def test_create_agent_with_unknown_orchestrator_agent(db: DatabaseManager) -> None:
+    missing = str(uuid.uuid4())
+    with pytest.raises(IntegrityError) as caught:
+        await db.create_agent(orchestrator_agent_id=missing, session_id="s")
+    exc = caught.value
+    assert exc.constraint == "foreign_key"
+    assert exc.table == "agents"
+    assert exc.field == "orchestrator_agent_id"
+    assert "orchestrator_agent_id" in str(exc)
+    assert "parent_agent_id" not in str(exc)
+    assert await db.count_rows() == dict.fromkeys(
+        ["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"], 0
+    )
+
+
+async def test_create_agent_with_unknown_parent(db: DatabaseManager, definition_id: str) -> None:
+    before = await db.count_rows()
+    with pytest.raises(IntegrityError) as caught:
+        await db.create_agent(
+            orchestrator_agent_id=definition_id, session_id="s", parent_agent_id=str(uuid.uuid4())
+        )
+    exc = caught.value
+    assert exc.constraint == "foreign_key"
+    assert exc.table == "agents"
+    assert exc.field == "parent_agent_id"
+    assert "parent_agent_id" in str(exc)
+    assert "orchestrator_agent_id" not in str(exc)
+    assert await db.count_rows() == before
+
+
+async def test_create_prompt_with_unknown_agent(db: DatabaseManager, agent_id: str) -> None:
+    before = await db.count_rows()
+    with pytest.raises(IntegrityError) as caught:
+        await db.create_prompt(agent_id=str(uuid.uuid4()), prompt_type="adw", prompt_text="p")
+    exc = caught.value
+    assert exc.constraint == "foreign_key"
+    assert exc.table == "prompts"
+    assert exc.field == "agent_id"
+    assert "agent_id" in str(exc)
+    assert await db.count_rows() == before
+
+
+async def test_create_agent_log_with_unknown_agent(db: DatabaseManager, agent_id: str) -> None:
+    before = await db.count_rows()
+    with pytest.raises(IntegrityError) as caught:
+        await db.create_agent_log(
+            agent_id=str(uuid.uuid4()), log_level="INFO", log_type="milestone", message="m"
+        )
+    exc = caught.value
+    assert exc.constraint == "foreign_key"
+    assert exc.table == "agent_logs"
+    assert exc.field == "agent_id"
+    assert "agent_id" in str(exc)
+    assert await db.count_rows() == before
+
+
+async def test_foreign_key_errors_keep_the_driver_exception_as_cause(
+    db: DatabaseManager, definition_id: str
+) -> None:
+    """The contract: driver exceptions never leak, the original stays as ``__cause__``."""
+    calls: list[Call] = [
+        lambda: db.create_agent(orchestrator_agent_id=str(uuid.uuid4()), session_id="s"),
+        lambda: db.create_agent(
+            orchestrator_agent_id=definition_id, session_id="s", parent_agent_id=str(uuid.uuid4())
+        ),
+        lambda: db.create_prompt(agent_id=str(uuid.uuid4()), prompt_type="adw", prompt_text="p"),
+        lambda: db.create_agent_log(
+            agent_id=str(uuid.uuid4()), log_level="INFO", log_type="milestone", message="m"
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(IntegrityError) as caught:
+            await call()
+        assert not isinstance(caught.value, sqlite3.Error)
+        assert isinstance(caught.value.__cause__, sqlite3.IntegrityError), repr(
+            caught.value.__cause__
+        )
+
+
+async def test_integrity_error_inside_a_transaction_can_be_handled(
+    db: DatabaseManager, definition_id: str
+) -> None:
+    """A refused write inside transaction() does not spoil the writes around it."""
+    async with db.transaction():
+        first = await db.create_agent(orchestrator_agent_id=definition_id, session_id="s")
+        with pytest.raises(IntegrityError):
+            await db.create_orchestrator_agent(
+                name="planner", description=None, agent_type="planner"
+            )
+        second = await db.create_agent(orchestrator_agent_id=definition_id, session_id="s")
+    assert await db.get_agent(agent_id=first) is not None
+    assert await db.get_agent(agent_id=second) is not None
+    assert (await db.count_rows())["orchestrator_agents"] == 1
+
+
+async def test_deeply_nested_json_is_rejected_cleanly(
+    db: DatabaseManager, definition_id: str
+) -> None:
+    """Nesting far beyond what any backend stores is a ValidationError, not a
+    RecursionError from the encoder."""
+    value: Any = "leaf"
+    for _ in range(5000):
+        value = [value]
+    await assert_rejected(
+        db,
+        lambda: db.create_agent(orchestrator_agent_id=definition_id, session_id="s", context=value),
+        "context",
+    )
+
+
+# --- constructor arguments ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_path", ["", "   ", ":memory:", "file:x.db?mode=memory", 42])
+def test_db_path_must_be_a_file_path(db_path: Any) -> None:
+    with pytest.raises(ValidationError, match="db_path"):
+        DatabaseManager(db_path)
+
+
+@pytest.mark.parametrize("busy_timeout", [-1, -0.5, 3601, True, "5", None])
+def test_busy_timeout_must_be_a_sensible_number_of_seconds(
+    tmp_path: Any, busy_timeout: Any
+) -> None:
+    with pytest.raises(ValidationError, match="busy_timeout") as caught:
+        DatabaseManager(tmp_path / "x.db", busy_timeout=busy_timeout)
+    assert caught.value.field == "busy_timeout"
+    assert not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("synchronous", ["SOMETIMES", "", "NORMAL; DROP TABLE agents", None])
+def test_synchronous_must_be_a_sqlite_level(tmp_path: Any, synchronous: Any) -> None:
+    with pytest.raises(ValidationError, match="synchronous") as caught:
+        DatabaseManager(tmp_path / "x.db", synchronous=synchronous)
+    assert caught.value.field == "synchronous"
