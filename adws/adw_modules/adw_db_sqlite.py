@@ -119,7 +119,8 @@ class SQLiteBackend:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
         self._writer: aiosqlite.Connection | None = None
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        # None in the queue means "closed": each waiter that takes it passes it on.
+        self._readers: asyncio.Queue[aiosqlite.Connection | None] = asyncio.Queue()
         self._connections: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
 
@@ -250,7 +251,8 @@ class SQLiteBackend:
 
     async def _close_connections(self) -> None:
         connections, self._connections = self._connections, []
-        self._readers = asyncio.Queue()
+        readers, self._readers = self._readers, asyncio.Queue()
+        readers.put_nowait(None)  # wakes reads still waiting for a connection
         for connection in connections:
             try:
                 await connection.close()
@@ -302,11 +304,15 @@ class SQLiteBackend:
         try:
             if self._owned_transaction() is not None:
                 return cast(list[Row], list(await writer.execute_fetchall(sql, params)))
-            reader = await self._readers.get()
+            readers = self._readers
+            reader = await readers.get()
+            if reader is None:
+                readers.put_nowait(None)
+                raise DatabaseError(f"{table}: the store was closed while this read waited")
             try:
                 return cast(list[Row], list(await reader.execute_fetchall(sql, params)))
             finally:
-                self._readers.put_nowait(reader)
+                readers.put_nowait(reader)
         except sqlite3.Error as exc:
             raise self._translate(exc, table, "read") from exc
 
