@@ -78,7 +78,8 @@ def init(
         str | None,
         typer.Option(
             "--db-path",
-            help="Database file, relative to the project root.  [default: orchestrator.db]",
+            help="Database file, relative to the project root.",
+            show_default="orchestrator.db",
         ),
     ] = None,
     dry_run: DryRun = False,
@@ -99,7 +100,10 @@ def render(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Project folder to render into.  [default: the config's folder]"
+            "--output",
+            "-o",
+            help="Project folder to render into.",
+            show_default="the config's folder",
         ),
     ] = None,
     dry_run: DryRun = False,
@@ -116,7 +120,10 @@ def render(
 def demo(
     directory: Annotated[
         Path | None,
-        typer.Argument(help="Where to scaffold the demo project.  [default: a temporary folder]"),
+        typer.Argument(
+            help="Where to scaffold the demo project.",
+            show_default="a temporary folder, removed afterwards",
+        ),
     ] = None,
 ) -> None:
     """Scaffold a demo project, then run its store: record a multi-agent session and show it."""
