@@ -1330,15 +1330,17 @@ async def test_async_context_manager(db_path: Path) -> None:
 
 
 def test_default_db_path_is_in_the_project_root(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No argument and no ORCHESTRATOR_DB_PATH: orchestrator.db next to adws/.
+    """No argument and no ORCHESTRATOR_DB_PATH: DEFAULT_DB_PATH (orchestrator.db unless a
+    scaffolded project configured another) relative to the folder holding adws/.
     Constructing does no I/O."""
     monkeypatch.delenv("ORCHESTRATOR_DB_PATH", raising=False)
     project_root = Path(adw_database.__file__).resolve().parents[2]
     assert (project_root / "adws").is_dir()
-    existed = (project_root / "orchestrator.db").exists()
+    default = project_root / adw_database.DEFAULT_DB_PATH
+    existed = default.exists()
     db = DatabaseManager()
-    assert db.db_path == project_root / "orchestrator.db"
-    assert (project_root / "orchestrator.db").exists() == existed
+    assert db.db_path == default
+    assert default.exists() == existed
 
 
 def test_db_path_from_environment_and_argument(

@@ -1,0 +1,1 @@
+"""What the scaffolder does: the registry of templates, planning and applying writes."""

@@ -1,0 +1,1 @@
+"""The outside world: files, YAML and the Jinja2 templates."""

@@ -1,0 +1,33 @@
+"""Jinja2 filters that put a config value safely into a given kind of file."""
+
+from __future__ import annotations
+
+import json
+import re
+
+__all__ = ["FILTERS", "gitignore_path", "python_string"]
+
+
+def python_string(value: str) -> str:
+    """A double-quoted Python string literal for ``value``.
+
+    A JSON string is a valid Python literal (same escapes for quotes, backslashes and
+    control characters); ``ensure_ascii=False`` keeps non-ASCII characters whole instead of
+    splitting them into surrogate escapes. ``orchestrator.db`` renders as
+    ``"orchestrator.db"``, exactly as the BASE spells it.
+    """
+    return json.dumps(value, ensure_ascii=False)
+
+
+_GITIGNORE_SPECIAL = re.compile(r"([\\*?\[\]!#])")
+
+
+def gitignore_path(value: str) -> str:
+    """A ``.gitignore`` pattern matching exactly this file, anchored at the project root."""
+    escaped = _GITIGNORE_SPECIAL.sub(r"\\\1", value.replace("\\", "/").lstrip("/"))
+    if escaped.endswith(" "):  # git drops unescaped trailing spaces
+        escaped = escaped[:-1] + "\\ "
+    return "/" + escaped
+
+
+FILTERS = {"python_string": python_string, "gitignore_path": gitignore_path}

@@ -1,0 +1,1 @@
+"""How users reach the scaffolder: the ``tac-bootstrap`` command."""

@@ -1,0 +1,211 @@
+"""The ``tac-bootstrap`` command: ``init``, ``render`` and ``demo``.
+
+Exit codes: 0 done (or nothing to do), 1 conflicts left untouched, 2 bad usage, bad config
+or an unsafe path. Nothing ever prompts: every value has an option and a default, so the
+command behaves the same in a terminal, a script or CI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tac_bootstrap import __version__
+from tac_bootstrap.application.scaffold_service import apply_plan, build_plan
+from tac_bootstrap.domain.config import DatabaseConfig, ProjectConfig
+from tac_bootstrap.domain.errors import ConfigError, TacBootstrapError
+from tac_bootstrap.domain.plan import Plan
+from tac_bootstrap.infrastructure.config_file import CONFIG_FILE_NAME, dump_config, load_config
+from tac_bootstrap.interfaces.plan_view import show_plan
+
+__all__ = ["app", "main"]
+
+EXIT_CONFLICTS = 1
+EXIT_USAGE = 2
+
+app = typer.Typer(
+    name="tac-bootstrap",
+    help="Render the orchestrator store (adws/) into a project from Jinja2 templates.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print the plan (create/identical/conflict/...), write nothing."
+    ),
+]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite files that differ (conflicts).")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        out.print(f"tac-bootstrap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Render the orchestrator store (adws/) into a project from Jinja2 templates."""
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project folder (created if missing).")] = Path(
+        "."
+    ),
+    db_path: Annotated[
+        str | None,
+        typer.Option(
+            "--db-path",
+            help="Database file, relative to the project root.",
+            show_default="orchestrator.db",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    force: Force = False,
+) -> None:
+    """Write a default config.yml if the project has none, then render the store into it."""
+    with _reported_errors():
+        config, config_text = _init_config(directory, db_path)
+        plan = build_plan(config, directory, force=force, config_file=config_text)
+        _run(plan, dry_run=dry_run)
+
+
+@app.command()
+def render(
+    config: Annotated[Path, typer.Argument(help="The project's config.yml.")] = Path(
+        CONFIG_FILE_NAME
+    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Project folder to render into.",
+            show_default="the config's folder",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    force: Force = False,
+) -> None:
+    """Render the store into a project as its config.yml says."""
+    with _reported_errors():
+        project = load_config(config)
+        plan = build_plan(project, output or config.parent, force=force)
+        _run(plan, dry_run=dry_run)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Where to scaffold the demo project.",
+            show_default="a temporary folder, removed afterwards",
+        ),
+    ] = None,
+) -> None:
+    """Scaffold a demo project, then run its store: record a multi-agent session and show it."""
+    with _reported_errors():
+        if directory is not None:
+            raise typer.Exit(_demo_in(directory))
+        with tempfile.TemporaryDirectory(prefix="tac-bootstrap-demo-") as folder:
+            raise typer.Exit(_demo_in(Path(folder) / "demo_project"))
+
+
+def _demo_in(directory: Path) -> int:
+    config = ProjectConfig()
+    plan = build_plan(config, directory, config_file=dump_config(config))
+    _run(plan, dry_run=False)
+    script = Path("adws", "adw_modules", "adw_database.py")
+    out.print(f"\n$ python {script} --demo   [dim](in {escape(str(directory))})[/dim]")
+    # The demo must write the demo project's database, not one the user pointed to.
+    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_DB_PATH"}
+    done = subprocess.run(
+        [sys.executable, str(script), "--demo"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out.print(escape(done.stdout), end="")
+    if done.stderr:
+        err.print(escape(done.stderr), end="")
+    return done.returncode
+
+
+def _init_config(directory: Path, db_path: str | None) -> tuple[ProjectConfig, str]:
+    """The configuration to render with, and the config.yml text to create if missing."""
+    existing = directory / CONFIG_FILE_NAME
+    if existing.exists():
+        config = load_config(existing)
+        if db_path is not None and db_path != config.database.path:
+            raise ConfigError(
+                str(existing),
+                "database.path",
+                f"is {config.database.path!r}, not {db_path!r}: edit the file and run "
+                "`tac-bootstrap render`",
+            )
+        return config, dump_config(config)
+    try:
+        database = DatabaseConfig() if db_path is None else DatabaseConfig(path=db_path)
+    except pydantic.ValidationError as exc:
+        raise ConfigError("--db-path", None, exc.errors()[0]["msg"]) from exc
+    config = ProjectConfig(database=database)
+    return config, dump_config(config)
+
+
+def _run(plan: Plan, *, dry_run: bool) -> None:
+    show_plan(out, plan, dry_run=dry_run)
+    conflicts = plan.conflicts
+    if conflicts:
+        err.print(
+            f"{len(conflicts)} conflict(s): the files differ from what would be written and "
+            "were left untouched; rerun with --force to overwrite them"
+            + ("" if dry_run else ", nothing was written")
+        )
+        raise typer.Exit(EXIT_CONFLICTS)
+    if dry_run:
+        out.print("dry run: nothing written")
+        return
+    written = apply_plan(plan)
+    out.print(f"{len(written)} file(s) written, {len(plan.files) - len(written)} unchanged")
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    """Turn the scaffolder's errors into one line on stderr and an exit code: no traceback."""
+    try:
+        yield
+    except TacBootstrapError as exc:
+        err.print(f"error: {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except OSError as exc:  # e.g. permission denied: the plan was fine, the disk said no
+        err.print(f"error: {escape(str(exc))}")
+        raise typer.Exit(EXIT_CONFLICTS) from exc
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,31 @@
+"""The README's first command is `tac-bootstrap demo`, and its output is the real one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import REPO_ROOT
+from tac_bootstrap.interfaces.cli import app
+from typer.testing import CliRunner
+
+
+def normalised(text: str) -> list[str]:
+    """Output with the parts that change per run (folders, session ids, agent ids) masked."""
+    text = re.sub(r"/\S*demo_project", "<DIR>", text)
+    text = re.sub(r"demo_\d{8}_\d{6}_[0-9a-f]{6}", "<SESSION>", text)
+    text = re.sub(r"agent [0-9a-f]{8}", "agent <ID>", text)
+    return text.splitlines()
+
+
+def test_readme_shows_the_demos_real_output(runner: CliRunner, tmp_path: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"```console\n(.*?)```", readme, re.S)
+    assert first is not None
+    command, _, shown = first.group(1).partition("\n")
+    assert command == "$ uv run tac-bootstrap demo"
+
+    result = runner.invoke(app, ["demo", str(tmp_path / "demo_project")])
+
+    assert result.exit_code == 0, result.output
+    assert normalised(result.stdout) == normalised(shown)
