@@ -92,7 +92,13 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
         name = column.lower()
         numeric = name in NUMERIC_COLUMNS or any(word in name for word in NUMERIC_WORDS)
         keep_whole = numeric or name in ("id", "started", "first", "last", "created", "status")
-        grid.add_column(column, justify="right" if numeric else "left", no_wrap=keep_whole)
+        grid.add_column(
+            column,
+            justify="right" if numeric else "left",
+            no_wrap=keep_whole,
+            min_width=len(column),
+            overflow="fold",
+        )
     for row in rows:
         grid.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
     return grid
