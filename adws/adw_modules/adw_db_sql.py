@@ -9,10 +9,11 @@ values are ever bound, and always as parameters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["COLUMNS", "SQLITE", "Dialect", "SqlBuilder"]
+__all__ = ["COLUMNS", "COST_GROUPS", "SQLITE", "Condition", "Dialect", "SqlBuilder"]
 
 # Every column of every table, in schema order (the schema file is the source
 # of truth; a test checks this list against it).
@@ -68,6 +69,8 @@ class Dialect:
     placeholder: Callable[[int], str]  # 1-based parameter index -> "?" or "$1"
     insertion_order: str  # breaks ties between rows written in the same microsecond
     unbounded_limit: str  # what LIMIT takes when only an OFFSET is wanted
+    day_of: Callable[[str], str]  # a timestamp column -> its UTC day as YYYY-MM-DD text
+    greatest: str  # the function that returns the largest of its arguments
 
 
 SQLITE = Dialect(
@@ -75,7 +78,38 @@ SQLITE = Dialect(
     placeholder=lambda _index: "?",
     insertion_order="rowid",
     unbounded_limit="-1",
+    # Timestamps are fixed-width UTC text, so the day is their first ten characters.
+    day_of=lambda column: f"substr({column}, 1, 10)",
+    greatest="max",
 )
+
+# What cost_totals may group by: a fixed allow-list of expressions over
+# prompts p, joined to agents a and orchestrator_agents o.
+COST_GROUPS: dict[str, Callable[[Dialect], str]] = {
+    "session": lambda _dialect: "a.session_id",
+    "model": lambda _dialect: "p.model_used",
+    "agent_type": lambda _dialect: "o.agent_type",
+    "day": lambda dialect: dialect.day_of("p.created_at"),
+}
+
+OPERATORS = ("=", "<", "<=", ">", ">=", "IN", "LIKE")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``column operator value``; ``IN`` binds ``values`` parameters. Callers
+    pass the parameters in the order of their conditions."""
+
+    column: str
+    operator: str = "="
+    values: int = 1
+
+
+def _checked_conditions(table: str, conditions: Sequence[Condition]) -> None:
+    _checked(table, [condition.column for condition in conditions])
+    for condition in conditions:
+        if condition.operator not in OPERATORS:
+            raise KeyError(f"{condition.operator!r} is not an operator the store uses")
 
 
 def _checked(table: str, columns: Sequence[str]) -> None:
@@ -148,3 +182,138 @@ class SqlBuilder:
         if offset:
             sql += f" OFFSET {next(marks)}"
         return sql
+
+    # --- filtered reads and reports ------------------------------------------------
+
+    def _where(self, conditions: Sequence[Condition], marks: Iterator[str]) -> str:
+        clauses = []
+        for condition in conditions:
+            column = condition.column
+            if condition.operator == "IN":
+                values = ", ".join(next(marks) for _ in range(condition.values))
+                clauses.append(f"{column} IN ({values})")
+            else:
+                clauses.append(f"{column} {condition.operator} {next(marks)}")
+        return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+    def _marks(self) -> Iterator[str]:
+        return (self.dialect.placeholder(index) for index in itertools.count(1))
+
+    def select_matching(
+        self,
+        table: str,
+        conditions: Sequence[Condition],
+        *,
+        order_by: str = "id",
+        limit: bool = False,
+    ) -> str:
+        """Every column of the rows matching all ``conditions``, in ascending
+        ``order_by`` (a unique column, so pages never overlap); LIMIT bound last."""
+        _checked_conditions(table, conditions)
+        _checked(table, [order_by])
+        marks = self._marks()
+        sql = f"SELECT {', '.join(COLUMNS[table])} FROM {table}"
+        sql += self._where(conditions, marks) + f" ORDER BY {order_by}"
+        if limit:
+            sql += f" LIMIT {next(marks)}"
+        return sql
+
+    def count_matching(self, table: str, conditions: Sequence[Condition]) -> str:
+        _checked_conditions(table, conditions)
+        return f"SELECT count(*) AS n FROM {table}" + self._where(conditions, self._marks())
+
+    def session_summaries(self, *, limit: bool) -> str:
+        """One row per session, aggregated in SQL: prompts are summed per agent
+        first, so joining them never counts an agent twice."""
+        latest = self.dialect.greatest
+        sql = (
+            "SELECT a.session_id AS session_id, count(*) AS agents,"
+            " sum(CASE WHEN a.status = 'failed' THEN 1 ELSE 0 END) AS failed_agents,"
+            " sum(CASE WHEN a.completed_at IS NULL AND a.status NOT IN"
+            " ('completed', 'failed', 'cancelled') THEN 1 ELSE 0 END) AS active_agents,"
+            " coalesce(sum(p.prompts), 0) AS prompts,"
+            " coalesce(sum(p.failed_prompts), 0) AS failed_prompts,"
+            " coalesce(sum(p.tokens_input), 0) AS tokens_input,"
+            " coalesce(sum(p.tokens_output), 0) AS tokens_output,"
+            " coalesce(sum(p.cost_usd), 0) AS cost_usd,"
+            " min(a.started_at) AS first_activity,"
+            f" max({latest}(a.started_at, coalesce(a.completed_at, a.started_at),"
+            " coalesce(p.last_activity, a.started_at))) AS last_activity"
+            " FROM agents a LEFT JOIN ("
+            "SELECT agent_id, count(*) AS prompts,"
+            " sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed_prompts,"
+            " sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,"
+            " sum(cost_usd) AS cost_usd,"
+            f" max({latest}(created_at, coalesce(completed_at, created_at))) AS last_activity"
+            " FROM prompts GROUP BY agent_id) p ON p.agent_id = a.id"
+            " GROUP BY a.session_id ORDER BY last_activity DESC, a.session_id"
+        )
+        if limit:
+            sql += f" LIMIT {self.dialect.placeholder(1)}"
+        return sql
+
+    def cost_totals(self, group: str | None, *, since: bool) -> str:
+        """Prompts' tokens and cost, per ``group`` (a key of ``COST_GROUPS``) or
+        in total; ``since`` binds the earliest prompt time."""
+        key = COST_GROUPS[group](self.dialect) if group is not None else "NULL"
+        sql = (
+            f"SELECT {key} AS key, count(*) AS prompts,"
+            " coalesce(sum(p.tokens_input), 0) AS tokens_input,"
+            " coalesce(sum(p.tokens_output), 0) AS tokens_output,"
+            " coalesce(sum(p.cost_usd), 0) AS cost_usd"
+            " FROM prompts p JOIN agents a ON a.id = p.agent_id"
+            " JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id"
+        )
+        if since:
+            sql += f" WHERE p.created_at >= {self.dialect.placeholder(1)}"
+        if group is not None:
+            sql += f" GROUP BY {key} ORDER BY {key}"
+        return sql
+
+    def log_bounds(self) -> str:
+        """The first and last time and the highest id of both log tables, in
+        one statement (so in one snapshot)."""
+        parts = []
+        for table in ("agent_logs", "system_logs"):
+            parts += [
+                f"(SELECT min(created_at) FROM {table}) AS {table}_first",
+                f"(SELECT max(created_at) FROM {table}) AS {table}_last",
+                f"(SELECT coalesce(max(id), 0) FROM {table}) AS {table}_max_id",
+            ]
+        return "SELECT " + ", ".join(parts)
+
+    def interleaved_logs(
+        self,
+        agent_conditions: Sequence[Condition] | None,
+        system_conditions: Sequence[Condition] | None,
+        *,
+        limit: bool,
+    ) -> str:
+        """Agent and system logs in one time line, oldest first; with ``limit``,
+        the latest rows. ``None`` leaves a table out. Parameters: the agent
+        conditions', the system conditions', then LIMIT."""
+        marks = self._marks()
+        parts = []
+        if agent_conditions is not None:
+            _checked_conditions("agent_logs", agent_conditions)
+            parts.append(
+                "SELECT 'agent' AS source, id, created_at, log_level, agent_id, log_type,"
+                " NULL AS component, message, details FROM agent_logs"
+                + self._where(agent_conditions, marks)
+            )
+        if system_conditions is not None:
+            _checked_conditions("system_logs", system_conditions)
+            parts.append(
+                "SELECT 'system' AS source, id, created_at, log_level, NULL AS agent_id,"
+                " NULL AS log_type, component, message, details FROM system_logs"
+                + self._where(system_conditions, marks)
+            )
+        if not parts:
+            raise KeyError("interleaved_logs needs at least one table")
+        union = " UNION ALL ".join(parts)
+        if not limit:
+            return f"{union} ORDER BY created_at, source, id"
+        return (
+            f"SELECT * FROM ({union} ORDER BY created_at DESC, source DESC, id DESC"
+            f" LIMIT {next(marks)}) AS latest ORDER BY created_at, source, id"
+        )

@@ -82,6 +82,13 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
     return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
+def _size_of(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _primary_code(exc: sqlite3.Error) -> int:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF
 
@@ -319,6 +326,34 @@ class SQLiteBackend:
     async def schema_version(self) -> int:
         rows = await self.fetch_all("PRAGMA user_version", (), table="(database)")
         return int(rows[0]["user_version"])
+
+    async def checkpoint(self) -> dict[str, int]:
+        """Copy the WAL into the database file and truncate the WAL to zero
+        bytes. ``busy`` is 1 when another connection's open read kept part of
+        the WAL from being copied (the next checkpoint finishes the job)."""
+        writer = self._require_writer()
+        if self._owned_transaction() is not None:
+            raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
+        try:
+            async with self._write_lock:
+                rows = await self._retry_busy(
+                    lambda: writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+                )
+        except sqlite3.Error as exc:
+            raise self._translate(exc, "(database)", "checkpoint") from exc
+        result = cast(Row, next(iter(rows)))
+        busy, wal_pages, checkpointed = (int(value) for value in result.values())
+        return {"busy": busy, "wal_pages": wal_pages, "checkpointed_pages": checkpointed}
+
+    async def storage(self) -> dict[str, int]:
+        """Bytes on disk (the file and its WAL) and how the file's pages are used."""
+        sizes = {}
+        for pragma in ("page_size", "page_count", "freelist_count"):
+            rows = await self.fetch_all(f"PRAGMA {pragma}", (), table="(database)")
+            sizes[pragma] = int(rows[0][pragma])
+        sizes["file_bytes"] = _size_of(self.path)
+        sizes["wal_bytes"] = _size_of(Path(f"{self.path}-wal"))
+        return sizes
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

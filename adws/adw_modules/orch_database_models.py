@@ -22,12 +22,20 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from adw_db_errors import ValidationError
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 __all__ = [
     "Agent",
     "AgentCostIncrement",
     "AgentCreate",
+    "AgentIdPrefix",
     "AgentLog",
     "AgentLogCreate",
     "AgentLogQuery",
@@ -35,7 +43,10 @@ __all__ = [
     "AgentStatus",
     "AgentType",
     "AgentUpdate",
+    "CostQuery",
+    "LogCursor",
     "LogLevel",
+    "LogQuery",
     "LogType",
     "OrchestratorAgent",
     "OrchestratorAgentCreate",
@@ -47,9 +58,12 @@ __all__ = [
     "PromptStatus",
     "PromptType",
     "PromptUpdate",
+    "RetentionAge",
+    "SessionQuery",
     "SystemLog",
     "SystemLogCreate",
     "SystemLogQuery",
+    "TableScan",
     "canonical_uuid",
     "format_timestamp",
     "parse_input",
@@ -343,6 +357,73 @@ class AgentLogQuery(Page):
 class SystemLogQuery(Page):
     log_level: LogLevel | None = None
     component: Name | None = None
+
+
+# --- reports (the read methods behind the command line) -------------------------
+
+CostGroup = Literal["session", "model", "agent_type", "day"]
+TableName = Literal["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
+
+
+class SessionQuery(_Model):
+    limit: Limit | None = None
+
+
+class CostQuery(_Model):
+    by: CostGroup | None = None
+    since: InputTimestamp | None = None
+
+
+class LogCursor(_Model):
+    """The highest id already seen in each log table."""
+
+    agent_logs: Count = 0
+    system_logs: Count = 0
+
+
+class LogQuery(_Model):
+    agent_id: UUIDText | None = None
+    min_level: LogLevel | None = None
+    log_type: LogType | None = None
+    component: Name | None = None
+    since: InputTimestamp | None = None
+    limit: Limit | None = None
+
+    @model_validator(mode="after")
+    def _one_table_per_filter(self) -> LogQuery:
+        if self.component is not None and (self.agent_id or self.log_type):
+            raise ValueError(
+                "component filters system logs, agent_id and log_type filter agent logs: "
+                "pass one kind"
+            )
+        return self
+
+    @property
+    def reads_agent_logs(self) -> bool:
+        return self.component is None
+
+    @property
+    def reads_system_logs(self) -> bool:
+        return self.agent_id is None and self.log_type is None
+
+
+class AgentIdPrefix(_Model):
+    # Lowercase like the stored ids; at most a whole UUID.
+    prefix: Annotated[
+        str,
+        Field(strict=True, min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$"),
+        BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
+    ]
+    limit: Limit = 2
+
+
+class RetentionAge(_Model):
+    days: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+
+
+class TableScan(_Model):
+    table: TableName
+    batch_size: Limit = 500
 
 
 # --- validation at the boundary ------------------------------------------------

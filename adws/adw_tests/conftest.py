@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from adw_database import DatabaseManager
+from realistic_session import RecordedSession, record_realistic_session
 
 
 @pytest.fixture
@@ -28,3 +29,9 @@ async def definition_id(db: DatabaseManager) -> str:
 @pytest.fixture
 async def agent_id(db: DatabaseManager, definition_id: str) -> str:
     return await db.create_agent(definition_id, "feature_Tac_14_Task_8")
+
+
+@pytest.fixture
+async def recorded(tmp_path: Path) -> RecordedSession:
+    """A closed store file holding the realistic session of ``realistic_session``."""
+    return await record_realistic_session(tmp_path / "recorded" / "orchestrator.db")
