@@ -85,7 +85,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import os
 import sys
 import uuid
@@ -773,12 +772,8 @@ class DatabaseManager:
     async def cleanup_old_logs(self, days: float) -> int:
         """Delete agent and system logs older than ``days`` days, in one
         transaction; return how many rows went."""
-        if isinstance(days, bool) or not isinstance(days, int | float) or not math.isfinite(days):
-            raise ValidationError(f"days must be a finite number, got {days!r:.80}", field="days")
-        if days < 0:
-            raise ValidationError(f"days must not be negative, got {days}", field="days")
+        cutoff = self._retention_cutoff(days)
         self._require_open()
-        cutoff = format_timestamp(datetime.now(UTC) - timedelta(days=days))
         deleted = 0
         async with self._backend.transaction():
             for table in ("agent_logs", "system_logs"):
