@@ -145,7 +145,9 @@ class WriterThread:
     def __init__(self, name: str, *, max_queued: int = 4096) -> None:
         self._name = name
         self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
-        self._slots = asyncio.Semaphore(max_queued)
+        self._max_queued = max_queued
+        self._has_room = asyncio.Event()
+        self._has_room.set()
         self._queued_writes = 0
         self._connection: sqlite3.Connection | None = None
         self._held_back: list[_Write] = []
@@ -181,15 +183,20 @@ class WriterThread:
         return self._queued_writes
 
     async def write(self, statement: Statement) -> WriteResult:
-        """Run one autocommit write; return once it is committed."""
-        async with self._slots:
-            self._queued_writes += 1
-            try:
-                future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-                self._put(_Write(future, statement=statement))
-                return await future
-            finally:
-                self._queued_writes -= 1
+        """Run one autocommit write; return once it is committed. Waits for
+        room first when ``max_queued`` writes are already queued."""
+        while self._queued_writes >= self._max_queued:
+            await self._has_room.wait()
+        self._queued_writes += 1
+        if self._queued_writes >= self._max_queued:
+            self._has_room.clear()
+        try:
+            future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+            self._put(_Write(future, statement=statement))
+            return await future
+        finally:
+            self._queued_writes -= 1
+            self._has_room.set()
 
     def _put(self, job: _Call | _Write) -> None:
         if self._thread is None or self._closing:
