@@ -127,6 +127,8 @@ def test_create_and_update_orchestrator_agent(store: Store, data: st.DataObject)
         "capabilities": data.draw(st.one_of(st.none(), any_text)),
         "default_model": data.draw(st.one_of(st.none(), any_text)),
     }
+    # everything is drawn before the database is touched: draws must not depend on its state
+    changes = {"description": data.draw(st.one_of(st.none(), any_text, numbers))}
     names = {row["name"] for row in store.run(store.db.list_orchestrator_agents())}
     try:
         created = store.attempt(
@@ -137,7 +139,6 @@ def test_create_and_update_orchestrator_agent(store: Store, data: st.DataObject)
         return
     if created is not None:
         assert_stored(store.run(store.db.get_orchestrator_agent(created)), values)
-    changes = {"description": data.draw(st.one_of(st.none(), any_text, numbers))}
     if store.attempt(
         lambda: store.db.update_orchestrator_agent(store.definition_id, **changes), grows=None
     ):
