@@ -88,7 +88,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +125,7 @@ from orch_database_models import (
     canonical_uuid,
     format_timestamp,
     parse_input,
+    parse_rows,
     utc_now,
 )
 from pydantic import BaseModel
@@ -212,10 +213,14 @@ def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
     return Path(text).expanduser().absolute()
 
 
+# Built once: json.dumps with options would build an encoder per call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def _encode_json(value: Any) -> str | None:
     if value is None:
         return None
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _JSON_ENCODER.encode(value)
 
 
 def _new_id() -> str:
@@ -493,6 +498,13 @@ class DatabaseManager:
         )
         return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
 
+    async def create_agent_logs(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert many agent logs, each a dict of ``create_agent_log``'s
+        parameters, in one transaction; return their ids in input order. Every
+        row is validated first: one bad row rejects the batch (the message names
+        its index) and nothing is written."""
+        return await self._insert_many("agent_logs", AgentLogCreate, rows)
+
     async def get_agent_logs(
         self,
         agent_id: str,
@@ -539,6 +551,11 @@ class DatabaseManager:
             details=details,
         )
         return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
+
+    async def create_system_logs(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert many system logs, each a dict of ``create_system_log``'s
+        parameters; see ``create_agent_logs``."""
+        return await self._insert_many("system_logs", SystemLogCreate, rows)
 
     async def get_system_logs(
         self,
@@ -833,6 +850,56 @@ class DatabaseManager:
                 raise explained from exc.__cause__  # keep the driver's exception as the cause
             raise
         return int(result.lastrowid or 0)
+
+    async def _insert_many(
+        self, table: str, model: type[BaseModel], rows: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
+        if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
+            raise ValidationError(
+                f"{table}: rows must be an iterable of dicts, got {type(rows).__name__}",
+                table=table,
+            )
+        rows = list(rows)
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise self._rejected(
+                    ValidationError(
+                        f"{table}[{index}]: each row must be a dict, got {type(row).__name__}",
+                        table=table,
+                    )
+                )
+        try:
+            parsed = parse_rows(model, table, rows)
+        except ValidationError as exc:
+            raise self._rejected(exc) from exc.__cause__
+        columns = [*model.model_fields, "created_at"]
+        json_columns = set(JSON_COLUMNS.get(table, ()))
+        now = utc_now()  # one moment for the batch; ids keep the rows' order
+        params = [
+            [
+                *(
+                    _encode_json(getattr(data, name))
+                    if name in json_columns
+                    else getattr(data, name)
+                    for name in model.model_fields
+                ),
+                now,
+            ]
+            for data in parsed
+        ]
+        self._require_open()
+        if not params:
+            return []
+        logger.debug("insert %s rows into %s", len(params), table)
+        sql = self._sql.insert(table, columns)
+        result = await self._backend.execute_many(sql, params, table=table)
+        # One statement per row inside one write transaction: the ids are consecutive.
+        last = int(result.lastrowid or 0)
+        return list(range(last - len(params) + 1, last + 1))
+
+    def _rejected(self, error: ValidationError) -> ValidationError:
+        logger.error("rejected input: %s", error)
+        return error
 
     async def _explain_missing_reference(
         self, table: str, row: Mapping[str, Any], error: IntegrityError

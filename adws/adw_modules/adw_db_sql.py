@@ -9,6 +9,7 @@ values are ever bound, and always as parameters.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -129,11 +130,20 @@ class SqlBuilder:
         return [self.dialect.placeholder(index) for index in range(start, start + count)]
 
     def insert(self, table: str, columns: Sequence[str]) -> str:
+        return self._insert(table, tuple(columns))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019  # builders live as long as the program
+    def _insert(self, table: str, columns: tuple[str, ...]) -> str:
+        """Every write builds the same few statements: build each once."""
         _checked(table, columns)
         values = ", ".join(self._params(len(columns)))
         return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
 
     def update_by_id(self, table: str, columns: Sequence[str]) -> str:
+        return self._update_by_id(table, tuple(columns))
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019  # builders live as long as the program
+    def _update_by_id(self, table: str, columns: tuple[str, ...]) -> str:
         _checked(table, columns)
         marks = self._params(len(columns) + 1)
         assignments = ", ".join(

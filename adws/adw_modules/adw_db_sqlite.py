@@ -1,22 +1,29 @@
-"""The SQLite backend: one writer connection, a few reader connections, WAL.
+"""The SQLite backend: one writer thread, a few reader connections, WAL.
 
 How concurrency works
-* Writes go through one aiosqlite connection guarded by an ``asyncio.Lock``,
-  so writes from many tasks never interleave inside one transaction.
-* A write outside ``transaction()`` is one statement in autocommit mode: it
-  takes the write lock as it starts (waiting up to ``busy_timeout`` for other
-  processes), commits as it ends, and costs one thread hop.
-* ``transaction()`` holds the lock for the block and starts with
+* Writes run on one stdlib ``sqlite3`` connection owned by its own thread
+  (``adw_db_writer``): one thread hop per write, and writes from many tasks
+  never interleave inside one transaction.
+* A write outside ``transaction()`` joins whatever other writes are queued at
+  that moment: they share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group
+  commit), each caller is answered after that commit, and a write that fails
+  never undoes the others.
+* ``transaction()`` is serialised by an ``asyncio.Lock`` and starts with
   ``BEGIN IMMEDIATE``, so it owns the database's write lock from the first
   statement on and can never deadlock on a lock upgrade. The task that opened
   it is recorded; only that task's writes join it (a ``ContextVar`` copied into
-  child tasks is not enough to join). Nested blocks become savepoints.
-* Reads use their own connections (WAL lets them run beside a writer), so they
-  never wait for another task's open transaction. Reads by the task that owns
-  the open transaction use the writer, and so see that transaction's writes.
+  child tasks is not enough to join). Other tasks' writes wait in the writer
+  thread until it ends. Nested blocks become savepoints.
+* Reads use their own aiosqlite connections (WAL lets them run beside a
+  writer), so they never wait for another task's open transaction. Reads by
+  the task that owns the open transaction use the writer, and so see that
+  transaction's writes.
 * "database is locked" after the busy timeout is retried a bounded number of
   times with jitter; any failed write is rolled back before the lock is
   released, so no failure leaves the database write-locked.
+* WAL housekeeping: ``journal_size_limit`` caps the WAL file left after a
+  checkpoint, and ``close()`` checkpoints and truncates the WAL when no other
+  connection is using the file.
 """
 
 from __future__ import annotations
@@ -30,12 +37,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 from adw_db_errors import DatabaseError, IntegrityError, SchemaError, ValidationError
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from adw_db_sql import SQLITE, Dialect
+from adw_db_writer import BUSY_RETRIES, Statement, WriteResult, WriterThread, is_busy, run_statement
 
 __all__ = ["SQLiteBackend", "WriteResult"]
 
@@ -43,11 +51,12 @@ logger = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-BUSY_RETRIES = 4
 READ_CONNECTIONS = 2
+MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers wait (backpressure)
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
-_BUSY, _LOCKED, _READONLY, _FULL, _NOTADB = 5, 6, 8, 13, 26
+_BUSY, _LOCKED, _READONLY, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 13, 14, 26
 _CONSTRAINT_KINDS = {
     787: "foreign_key",
     2067: "unique",
@@ -58,12 +67,6 @@ _CONSTRAINT_KINDS = {
 
 T = TypeVar("T")
 Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    rowcount: int
-    lastrowid: int | None
 
 
 @dataclass
@@ -78,8 +81,13 @@ _current_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.
 )
 
 
-def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Row:
-    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+def _as_dicts(rows: Sequence[sqlite3.Row]) -> list[Row]:
+    """Rows come back as ``sqlite3.Row`` (built in C); the column names are
+    read once per result, not once per row."""
+    if not rows:
+        return []
+    names = rows[0].keys()
+    return [dict(zip(names, row, strict=True)) for row in rows]
 
 
 def _size_of(path: Path) -> int:
@@ -93,8 +101,38 @@ def _primary_code(exc: sqlite3.Error) -> int:
     return getattr(exc, "sqlite_errorcode", 0) & 0xFF
 
 
-def _is_busy(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and _primary_code(exc) in (_BUSY, _LOCKED)
+def _read_version(connection: sqlite3.Connection) -> int:
+    return int(connection.execute("PRAGMA user_version").fetchone()["user_version"])
+
+
+def _fetch_all(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], list[Row]]:
+    return lambda connection: _as_dicts(connection.execute(sql, params).fetchall())
+
+
+def _statement(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def run(connection: sqlite3.Connection) -> None:
+        connection.execute(sql)
+
+    return run
+
+
+def _undo(statement: str) -> Callable[[sqlite3.Connection], None]:
+    """Roll back unless SQLite already did (disk full, for example)."""
+
+    def run(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:
+            connection.execute(statement)
+
+    return run
+
+
+def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
+    """Fold the WAL into the file and truncate it, unless another connection
+    is using the file (then it returns at once instead of waiting: the last
+    connection to close checkpoints)."""
+    connection.execute("PRAGMA busy_timeout = 0")
+    with suppress(sqlite3.OperationalError):
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
 class SQLiteBackend:
@@ -125,11 +163,14 @@ class SQLiteBackend:
         self.schema_path = schema_path
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
-        self._writer: aiosqlite.Connection | None = None
+        self._writer: WriterThread | None = None
         # None in the queue means "closed": each waiter that takes it passes it on.
         self._readers: asyncio.Queue[aiosqlite.Connection | None] = asyncio.Queue()
         self._connections: list[aiosqlite.Connection] = []
-        self._write_lock = asyncio.Lock()
+        self._reads_in_flight = 0
+        self._no_reads_in_flight = asyncio.Event()
+        self._no_reads_in_flight.set()
+        self._write_lock = asyncio.Lock()  # one transaction() (or checkpoint, close) at a time
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -142,26 +183,27 @@ class SQLiteBackend:
         schema up to date and start the reader connections. On failure,
         everything opened is closed and a file this call created is removed."""
         created = not self.path.exists()
+        writer = WriterThread(f"adw-writer:{self.path.name}", max_queued=MAX_QUEUED_WRITES)
         try:
             self._refuse_foreign_file()
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            writer = await self._connect()
-            version = await self._read_version(writer)
+            await writer.start(self._open_write_connection)
+            version = await writer.call(_read_version)
             if version > LATEST_VERSION:
                 raise SchemaError(
                     f"{self.path} was written by schema version {version}, newer than this "
                     f"store's version {LATEST_VERSION}: upgrade the store to open it "
                     "(the file was left untouched)"
                 )
-            await self._use_wal(writer)
+            await writer.call(self._use_wal)
             if version < LATEST_VERSION:
-                await self._migrate(writer)
+                await writer.call(self._migrate)
             for _ in range(READ_CONNECTIONS):
                 reader = await self._connect()
                 await reader.execute("PRAGMA query_only = ON")
                 self._readers.put_nowait(reader)
         except BaseException as exc:
-            await self._close_connections()
+            await self._close_connections(writer, before_close=None)
             if created:
                 self._remove_created_files()
             if isinstance(exc, sqlite3.Error):
@@ -180,8 +222,8 @@ class SQLiteBackend:
         if self._owned_transaction() is not None:
             raise DatabaseError("close() called inside transaction(): leave the block first")
         async with self._write_lock:
-            self._writer = None
-            await self._close_connections()
+            writer, self._writer = self._writer, None
+            await self._close_connections(writer, before_close=_checkpoint_if_alone)
         logger.debug("closed %s", self.path)
 
     def _refuse_foreign_file(self) -> None:
@@ -199,72 +241,104 @@ class SQLiteBackend:
                 f"{self.path} is not a SQLite database (the file was left untouched)"
             )
 
+    def _settings(self) -> list[str]:
+        """Per-connection settings; none of them writes to the file."""
+        return [
+            f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}",
+            "PRAGMA foreign_keys = ON",
+            f"PRAGMA synchronous = {self.synchronous}",
+            f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
+        ]
+
+    def _open_write_connection(self) -> sqlite3.Connection:
+        """Runs on the writer thread, which then owns the connection."""
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, cached_statements=256, check_same_thread=False
+        )
+        try:
+            connection.row_factory = sqlite3.Row
+            for setting in self._settings():
+                connection.execute(setting)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     async def _connect(self) -> aiosqlite.Connection:
         connection = aiosqlite.connect(self.path, isolation_level=None, cached_statements=256)
         self._connections.append(connection)  # closed on failure even if the await fails
         await connection
-        # aiosqlite annotates row_factory narrower than sqlite3, which takes any callable.
-        connection.row_factory = _dict_row  # type: ignore[assignment]
-        # Per-connection settings; none of them writes to the file.
-        await connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        await connection.execute("PRAGMA foreign_keys = ON")
-        await connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        connection.row_factory = sqlite3.Row
+        for setting in self._settings():
+            await connection.execute(setting)
         return connection
 
-    async def _read_version(self, connection: aiosqlite.Connection) -> int:
-        rows = await connection.execute_fetchall("PRAGMA user_version")
-        return int(next(iter(rows))["user_version"])
-
-    async def _use_wal(self, writer: aiosqlite.Connection) -> None:
+    def _use_wal(self, writer: sqlite3.Connection) -> None:
         """WAL is a property of the file: set once, after the version check, so
         that a refused file is never rewritten."""
-        rows = await writer.execute_fetchall("PRAGMA journal_mode = WAL")
-        mode = next(iter(rows))["journal_mode"]
+        mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
         if mode != "wal":
             raise DatabaseError(f"{self.path}: cannot switch to WAL journal mode (got {mode!r})")
 
-    async def _migrate(self, writer: aiosqlite.Connection) -> None:
-        """Upgrade under the write lock, so concurrent processes migrate once."""
-        await self._retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
+    def _migrate(self, writer: sqlite3.Connection) -> None:
+        """Upgrade under the write lock, so concurrent processes migrate once
+        (runs on the writer thread)."""
+        for tries in range(1, BUSY_RETRIES + 1):
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or tries == BUSY_RETRIES:
+                    raise
         try:
-            version = await self._read_version(writer)  # another process may have won
+            version = _read_version(writer)  # another process may have won
             if version < LATEST_VERSION:
                 for statement in statements_to_upgrade(version, self.schema_path):
                     try:
-                        await writer.execute(statement)
+                        writer.execute(statement)
                     except sqlite3.Error as exc:
-                        if _is_busy(exc):
+                        if is_busy(exc):
                             raise
                         raise SchemaError(
                             f"invalid schema file {self.schema_path}: {exc} "
                             f"(in: {statement[:120]!r})"
                         ) from exc
-                await self._check_tables(writer)
-                await writer.execute(f"PRAGMA user_version = {LATEST_VERSION}")
+                self._check_tables(writer)
+                writer.execute(f"PRAGMA user_version = {LATEST_VERSION}")
                 logger.info("%s: schema upgraded from %s to %s", self.path, version, LATEST_VERSION)
-            await writer.execute("COMMIT")
+            writer.execute("COMMIT")
         except BaseException:
-            with suppress(sqlite3.Error, ValueError):
-                await asyncio.shield(writer.execute("ROLLBACK"))
+            with suppress(sqlite3.Error):
+                _undo("ROLLBACK")(writer)
             raise
 
-    async def _check_tables(self, writer: aiosqlite.Connection) -> None:
-        rows = await writer.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+    def _check_tables(self, writer: sqlite3.Connection) -> None:
+        rows = writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         missing = sorted(set(TABLES) - {row["name"] for row in rows})
         if missing:
             raise SchemaError(
                 f"invalid schema file {self.schema_path}: it does not create {', '.join(missing)}"
             )
 
-    async def _close_connections(self) -> None:
+    async def _close_connections(
+        self,
+        writer: WriterThread | None,
+        *,
+        before_close: Callable[[sqlite3.Connection], None] | None,
+    ) -> None:
+        """Readers first, so that the writer may find itself alone and
+        checkpoint; then the writer thread, which ends."""
         connections, self._connections = self._connections, []
         readers, self._readers = self._readers, asyncio.Queue()
         readers.put_nowait(None)  # wakes reads still waiting for a connection
+        await self._no_reads_in_flight.wait()  # reads already running finish first
         for connection in connections:
             try:
                 await connection.close()
             except Exception:  # closing must reach every connection
                 logger.exception("%s: error while closing a connection", self.path)
+        if writer is not None:
+            await writer.stop(before_close or (lambda _connection: None))
 
     def _remove_created_files(self) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -273,7 +347,7 @@ class SQLiteBackend:
 
     # --- statements ------------------------------------------------------------
 
-    def _require_writer(self) -> aiosqlite.Connection:
+    def _require_writer(self) -> WriterThread:
         if self._writer is None:
             raise DatabaseError(
                 "the store is not connected: call `await db.connect()` first, "
@@ -290,19 +364,23 @@ class SQLiteBackend:
         return transaction
 
     async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteResult:
-        """Run one write statement; it commits at once unless this task is
-        inside ``transaction()``."""
+        """Run one write statement; it commits before this returns unless this
+        task is inside ``transaction()``."""
+        return await self._write(Statement(sql, params), table)
+
+    async def execute_many(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
+    ) -> WriteResult:
+        """Run one statement per row, all or nothing; ``lastrowid`` is the last
+        row's id. Commits before this returns unless inside ``transaction()``."""
+        return await self._write(Statement(sql, rows, many=True), table)
+
+    async def _write(self, statement: Statement, table: str) -> WriteResult:
         writer = self._require_writer()
-
-        async def run() -> WriteResult:
-            cursor = await writer.execute(sql, params)
-            return WriteResult(cursor.rowcount, cursor.lastrowid)
-
         try:
             if self._owned_transaction() is not None:
-                return await run()
-            async with self._write_lock:
-                return await self._retry_busy(run)
+                return await writer.call(lambda connection: run_statement(connection, statement))
+            return await writer.write(statement)
         except sqlite3.Error as exc:
             raise self._translate(exc, table, "write") from exc
 
@@ -310,18 +388,31 @@ class SQLiteBackend:
         writer = self._require_writer()
         try:
             if self._owned_transaction() is not None:
-                return cast(list[Row], list(await writer.execute_fetchall(sql, params)))
+                return await writer.call(_fetch_all(sql, params))
+            return await self._read(sql, params, table)
+        except sqlite3.Error as exc:
+            raise self._translate(exc, table, "read") from exc
+
+    async def _read(self, sql: str, params: Sequence[Any], table: str) -> list[Row]:
+        """On a reader connection. Counted from before the wait for a
+        connection, so that close() lets every read that got one finish."""
+        self._reads_in_flight += 1
+        self._no_reads_in_flight.clear()
+        try:
             readers = self._readers
             reader = await readers.get()
             if reader is None:
                 readers.put_nowait(None)
                 raise DatabaseError(f"{table}: the store was closed while this read waited")
             try:
-                return cast(list[Row], list(await reader.execute_fetchall(sql, params)))
+                rows = await reader.execute_fetchall(sql, params)
+                return _as_dicts(rows)  # type: ignore[arg-type]  # rows are sqlite3.Row
             finally:
                 readers.put_nowait(reader)
-        except sqlite3.Error as exc:
-            raise self._translate(exc, table, "read") from exc
+        finally:
+            self._reads_in_flight -= 1
+            if not self._reads_in_flight:
+                self._no_reads_in_flight.set()
 
     async def schema_version(self) -> int:
         rows = await self.fetch_all("PRAGMA user_version", (), table="(database)")
@@ -337,12 +428,11 @@ class SQLiteBackend:
         try:
             async with self._write_lock:
                 rows = await self._retry_busy(
-                    lambda: writer.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+                    lambda: writer.call(_fetch_all("PRAGMA wal_checkpoint(TRUNCATE)", ()))
                 )
         except sqlite3.Error as exc:
             raise self._translate(exc, "(database)", "checkpoint") from exc
-        result = cast(Row, next(iter(rows)))
-        busy, wal_pages, checkpointed = (int(value) for value in result.values())
+        busy, wal_pages, checkpointed = (int(value) for value in rows[0].values())
         return {"busy": busy, "wal_pages": wal_pages, "checkpointed_pages": checkpointed}
 
     async def storage(self) -> dict[str, int]:
@@ -365,14 +455,14 @@ class SQLiteBackend:
             return
         async with self._write_lock:
             try:
-                await self._retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"))
+                await self._retry_busy(lambda: writer.call(_statement("BEGIN IMMEDIATE")))
             except sqlite3.Error as exc:
                 raise self._translate(exc, "(transaction)", "begin") from exc
             token = _current_transaction.set(_Transaction(self, asyncio.current_task()))
             try:
                 yield
                 try:
-                    await writer.execute("COMMIT")
+                    await writer.call(_statement("COMMIT"))
                 except sqlite3.Error as exc:
                     raise self._translate(exc, "(transaction)", "commit") from exc
             except BaseException:
@@ -383,14 +473,14 @@ class SQLiteBackend:
 
     @asynccontextmanager
     async def _savepoint(
-        self, writer: aiosqlite.Connection, transaction: _Transaction
+        self, writer: WriterThread, transaction: _Transaction
     ) -> AsyncIterator[None]:
         transaction.savepoints += 1
         name = f"adw_savepoint_{transaction.savepoints}"
-        await writer.execute(f"SAVEPOINT {name}")
+        await writer.call(_statement(f"SAVEPOINT {name}"))
         try:
             yield
-            await writer.execute(f"RELEASE {name}")
+            await writer.call(_statement(f"RELEASE {name}"))
         except BaseException:
             await self._rollback(writer, f"ROLLBACK TO {name}")
             await self._rollback(writer, f"RELEASE {name}")
@@ -398,14 +488,12 @@ class SQLiteBackend:
         finally:
             transaction.savepoints -= 1
 
-    async def _rollback(self, writer: aiosqlite.Connection, statement: str) -> None:
+    async def _rollback(self, writer: WriterThread, statement: str) -> None:
         """Undo, even if the caller is being cancelled; SQLite may already have
         rolled back by itself (disk full, for example), which is fine."""
-        if not writer.in_transaction:
-            return
         try:
-            await asyncio.shield(writer.execute(statement))
-        except (sqlite3.Error, ValueError):
+            await asyncio.shield(writer.call(_undo(statement)))
+        except sqlite3.Error:
             logger.exception("%s: %s failed", self.path, statement)
 
     async def _retry_busy(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -415,7 +503,7 @@ class SQLiteBackend:
             try:
                 return await attempt()
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or tries == BUSY_RETRIES:
+                if not is_busy(exc) or tries == BUSY_RETRIES:
                     raise
                 delay = random.uniform(0.005, 0.05) * tries
                 logger.debug("%s: busy (try %s), retrying in %.3fs", self.path, tries, delay)
@@ -438,6 +526,12 @@ class SQLiteBackend:
             )
         elif code == _READONLY:
             error = DatabaseError(f"{table}: {self.path} is read-only: {exc}", table=table)
+        elif code == _CANTOPEN:
+            error = DatabaseError(
+                f"{table}: cannot open {self.path}: {exc} (is the file or its folder "
+                "read-only? the store writes the database and its -wal and -shm files)",
+                table=table,
+            )
         elif code == _FULL:
             error = DatabaseError(f"{table}: the disk or database is full: {exc}", table=table)
         elif code == _NOTADB:

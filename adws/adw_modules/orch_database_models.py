@@ -15,6 +15,7 @@ numbers, JSON without NaN or Infinity. What goes in comes out unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from datetime import UTC, datetime
@@ -67,6 +68,7 @@ __all__ = [
     "canonical_uuid",
     "format_timestamp",
     "parse_input",
+    "parse_rows",
     "utc_now",
 ]
 
@@ -102,6 +104,8 @@ def utc_now() -> str:
 def _portable_text(value: str) -> str:
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if value.isascii():  # the common case: no surrogate can hide in ASCII
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -120,11 +124,18 @@ def canonical_uuid(value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
-        try:
-            return str(uuid.UUID(value))
-        except ValueError:
-            pass
+        canonical = _canonical_uuid_text(value)
+        if canonical is not None:
+            return canonical
     raise ValueError(f"must be a UUID, got {value!r:.80}")
+
+
+@functools.lru_cache(maxsize=4096)  # batches and sessions repeat the same ids
+def _canonical_uuid_text(value: str) -> str | None:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _timestamp(value: Any) -> str:
@@ -437,13 +448,35 @@ def parse_input(model: type[ModelT], table: str, data: dict[str, Any]) -> ModelT
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = []
-        first_field = None
-        for error in exc.errors(include_url=False):
-            field = ".".join(str(part) for part in error["loc"]) or "(input)"
-            first_field = first_field or field
-            message = error["msg"]
-            if error["type"] == "extra_forbidden":
-                message = "unknown field"
-            problems.append(f"{table}.{field}: {message}")
-        raise ValidationError("; ".join(problems), table=table, field=first_field) from exc
+        raise _translated(exc, table) from exc
+
+
+@functools.cache
+def _list_of(model: type[BaseModel]) -> pydantic.TypeAdapter[list[Any]]:
+    return pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def parse_rows(model: type[ModelT], table: str, rows: list[Any]) -> list[ModelT]:
+    """Validate many rows in one pass; an error names the row's index
+    (``agent_logs[3].message: ...``)."""
+    try:
+        return _list_of(model).validate_python(rows)
+    except pydantic.ValidationError as exc:
+        raise _translated(exc, table, indexed=True) from exc
+
+
+def _translated(
+    exc: pydantic.ValidationError, table: str, *, indexed: bool = False
+) -> ValidationError:
+    problems = []
+    first_field = None
+    for error in exc.errors(include_url=False):
+        location = list(error["loc"])
+        prefix = f"{table}[{location.pop(0)}]" if indexed and location else table
+        field = ".".join(str(part) for part in location) or "(input)"
+        first_field = first_field or field
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f"{prefix}.{field}: {message}")
+    return ValidationError("; ".join(problems), table=table, field=first_field)

@@ -337,7 +337,7 @@ async def test_journal_mode_is_wal_after_close(db_path: Path) -> None:
 async def test_foreign_keys_are_enforced(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None
-    rows = list(await writer.execute_fetchall("PRAGMA foreign_keys"))
+    rows = await writer.call(lambda c: c.execute("PRAGMA foreign_keys").fetchall())
     assert rows[0]["foreign_keys"] == 1
     # ... and the store behaves accordingly.
     with pytest.raises(IntegrityError):
@@ -354,14 +354,14 @@ async def test_busy_timeout_is_set_on_the_connection(
     async with DatabaseManager(db_path, busy_timeout=busy_timeout) as db:
         writer = db._backend._writer
         assert writer is not None
-        rows = list(await writer.execute_fetchall("PRAGMA busy_timeout"))
+        rows = await writer.call(lambda c: c.execute("PRAGMA busy_timeout").fetchall())
         assert rows[0]["timeout"] == milliseconds
 
 
 async def test_default_busy_timeout_is_five_seconds(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None
-    rows = list(await writer.execute_fetchall("PRAGMA busy_timeout"))
+    rows = await writer.call(lambda c: c.execute("PRAGMA busy_timeout").fetchall())
     assert rows[0]["timeout"] == 5000
 
 
@@ -375,14 +375,14 @@ async def test_synchronous_is_set_on_the_connection(
     async with DatabaseManager(db_path, synchronous=synchronous) as db:
         writer = db._backend._writer
         assert writer is not None
-        rows = list(await writer.execute_fetchall("PRAGMA synchronous"))
+        rows = await writer.call(lambda c: c.execute("PRAGMA synchronous").fetchall())
         assert rows[0]["synchronous"] == level
 
 
 async def test_default_synchronous_is_normal(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None
-    rows = list(await writer.execute_fetchall("PRAGMA synchronous"))
+    rows = await writer.call(lambda c: c.execute("PRAGMA synchronous").fetchall())
     assert rows[0]["synchronous"] == 1
 
 

@@ -1,0 +1,380 @@
+"""The write connection's own thread, with group commit.
+
+One thread owns one stdlib ``sqlite3`` connection (aiosqlite's design: a queue
+of jobs, results handed back to the event loop with ``call_soon_threadsafe``),
+so every write costs one thread hop. Two kinds of job:
+
+* ``call(fn)`` runs ``fn(connection)`` as is. The backend uses it for
+  ``transaction()`` statements, migrations and maintenance.
+* ``write(statement)`` is an autocommit write. Writes queued at the same time
+  share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit), and each caller
+  is answered only after that commit. A write that fails does not undo the
+  others: SQLite's default conflict resolution (ABORT) rolls back just the
+  failing statement, and a statement that runs many rows gets its own
+  savepoint. Errors that make SQLite roll back the whole transaction (disk
+  full, I/O error) fail every write of the group, since none of them was
+  committed.
+
+While a ``call`` has left a transaction open (a task's ``transaction()``
+block), queued writes are held back and committed after it ends, so they never
+join another task's transaction.
+
+At most ``max_queued`` writes wait at a time; further callers wait for a slot
+(backpressure), so a burst of writers cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = [
+    "BUSY_RETRIES",
+    "Statement",
+    "WriteResult",
+    "WriterThread",
+    "is_busy",
+    "run_statement",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BUSY_RETRIES = 4
+MAX_GROUP = 1024  # writes per commit; bounds how long one commit holds the lock
+_BUSY, _LOCKED = 5, 6
+
+
+def is_busy(exc: BaseException) -> bool:
+    """ "database is locked" or "table is locked" (primary codes 5 and 6)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.OperationalError) and code in (_BUSY, _LOCKED)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    rowcount: int
+    lastrowid: int | None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One write: ``params`` is one row, or with ``many`` a sequence of rows."""
+
+    sql: str
+    params: Sequence[Any]
+    many: bool = False
+
+
+@dataclass
+class _Job(Generic[T]):
+    future: asyncio.Future[T]
+    loop: asyncio.AbstractEventLoop = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loop = self.future.get_loop()
+
+
+@dataclass
+class _Call(_Job[Any]):
+    fn: Callable[[sqlite3.Connection], Any] = field(kw_only=True)
+
+
+@dataclass
+class _Write(_Job[WriteResult]):
+    statement: Statement = field(kw_only=True)
+
+
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_STOP = None
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """On the event loop: answer each caller that still waits (a cancelled
+    await must not crash the thread or the loop)."""
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+def run_statement(connection: sqlite3.Connection, statement: Statement) -> WriteResult:
+    """Run one write; a many-row statement is all or nothing (its own savepoint),
+    and reports the id of its last row."""
+    if not statement.many:
+        cursor = connection.execute(statement.sql, statement.params)
+        return WriteResult(cursor.rowcount, cursor.lastrowid)
+    connection.execute("SAVEPOINT adw_many")
+    try:
+        cursor = connection.executemany(statement.sql, statement.params)
+        connection.execute("RELEASE adw_many")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK TO adw_many")
+            connection.execute("RELEASE adw_many")
+        raise
+    last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return WriteResult(cursor.rowcount, int(last))
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, outcomes: list[_Outcome]) -> None:
+    try:
+        loop.call_soon_threadsafe(_deliver, outcomes)
+    except RuntimeError:  # the loop is closed: nobody is left to answer
+        logger.debug("event loop closed; %s result(s) dropped", len(outcomes))
+
+
+def _closed_error() -> sqlite3.ProgrammingError:
+    return sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+
+class WriterThread:
+    """Runs jobs on one connection in its own thread; see the module docstring."""
+
+    def __init__(self, name: str, *, max_queued: int = 4096) -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
+        self._max_queued = max_queued
+        self._has_room = asyncio.Event()
+        self._has_room.set()
+        self._queued_writes = 0
+        self._connection: sqlite3.Connection | None = None
+        self._held_back: list[_Write] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False  # set on the loop, so no job is queued behind the stop
+        self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
+
+    async def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        """Start the thread and open the connection on it; if opening fails,
+        the thread has ended by the time this raises."""
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._ended = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(connect, opened), name=self._name, daemon=True
+        )
+        self._thread.start()
+        try:
+            await asyncio.shield(opened)
+        except BaseException:
+            await self._join()
+            raise
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the thread and return what it returns."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._put(_Call(future, fn=fn))
+        return await future
+
+    @property
+    def queued_writes(self) -> int:
+        """Writes queued or running now (never more than ``max_queued``)."""
+        return self._queued_writes
+
+    async def write(self, statement: Statement) -> WriteResult:
+        """Run one autocommit write; return once it is committed. Waits for
+        room first when ``max_queued`` writes are already queued."""
+        while self._queued_writes >= self._max_queued:
+            await self._has_room.wait()
+        self._queued_writes += 1
+        if self._queued_writes >= self._max_queued:
+            self._has_room.clear()
+        try:
+            future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+            self._put(_Write(future, statement=statement))
+            return await future
+        finally:
+            self._queued_writes -= 1
+            self._has_room.set()
+
+    def _put(self, job: _Call | _Write) -> None:
+        if self._thread is None or self._closing:
+            raise _closed_error()
+        self._jobs.put(job)
+
+    async def stop(self, before_close: Callable[[sqlite3.Connection], None]) -> None:
+        """Finish queued jobs, run ``before_close`` on the connection, close it
+        and end the thread. Safe to call after a failed start."""
+        if self._thread is None or self._closing:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put(_Call(future, fn=before_close))
+        self._closing = True
+        self._jobs.put(_STOP)
+        try:
+            await asyncio.shield(future)
+        except Exception:  # closing goes on whatever the last job did
+            logger.exception("%s: error before closing the write connection", self._name)
+        finally:
+            await self._join()
+
+    async def _join(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None and self._ended is not None:
+            await asyncio.shield(self._ended)
+            thread.join()  # the thread has handed back its last result: it is ending
+
+    # --- on the thread ---------------------------------------------------------
+
+    def _run(self, connect: Callable[[], sqlite3.Connection], opened: asyncio.Future[None]) -> None:
+        assert self._ended is not None
+        try:
+            self._connection = connect()
+        except BaseException as exc:
+            _hand_back(opened.get_loop(), [(opened, None, exc), (self._ended, None, None)])
+            return
+        _hand_back(opened.get_loop(), [(opened, None, None)])
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                if isinstance(job, _Call):
+                    self._run_call(job)
+                    continue
+                writes = [job]
+                following = self._take_more_writes(writes)
+                self._commit_or_hold_back(writes)
+                if following is not None:
+                    self._run_call(following)
+        finally:
+            self._shut_down()
+
+    def _take_more_writes(self, writes: list[_Write]) -> _Call | None:
+        """Add the writes already queued to ``writes``; return the first call
+        met on the way (it runs after the group), or the stop sentinel."""
+        while len(writes) < MAX_GROUP:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                return None
+            if job is _STOP:
+                self._jobs.put(_STOP)  # seen again by the loop after the group
+                return None
+            if isinstance(job, _Call):
+                return job
+            writes.append(job)
+        return None
+
+    def _run_call(self, job: _Call) -> None:
+        try:
+            result = job.fn(self._require_connection())
+            outcome: _Outcome = (job.future, result, None)
+        except BaseException as exc:  # handed to the caller, never raised here
+            outcome = (job.future, None, exc)
+        _hand_back(job.loop, [outcome])
+        if self._held_back and not self._in_transaction():
+            held, self._held_back = self._held_back, []
+            for start in range(0, len(held), MAX_GROUP):
+                self._commit_group(held[start : start + MAX_GROUP])
+
+    def _in_transaction(self) -> bool:
+        return self._connection is not None and self._connection.in_transaction
+
+    def _require_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise _closed_error()
+        return self._connection
+
+    def _commit_or_hold_back(self, writes: list[_Write]) -> None:
+        if self._in_transaction():
+            self._held_back.extend(writes)
+        else:
+            self._commit_group(writes)
+
+    def _commit_group(self, writes: list[_Write]) -> None:
+        # A caller that gave up before its write ran (cancelled) does not get it.
+        writes = [write for write in writes if not write.future.cancelled()]
+        if not writes:
+            return
+        outcomes: list[_Outcome] = []
+        try:
+            connection = self._require_connection()
+            self._begin_immediate(connection)
+        except sqlite3.Error as exc:
+            self._answer([(write.future, None, exc) for write in writes])
+            return
+        remaining: list[_Write] = []
+        for index, write in enumerate(writes):
+            try:
+                result = run_statement(connection, write.statement)
+                outcomes.append((write.future, result, None))
+            except sqlite3.Error as exc:
+                outcomes.append((write.future, None, exc))
+                if not connection.in_transaction:
+                    # SQLite rolled the whole transaction back (disk full, I/O
+                    # error): nothing before this write was committed either.
+                    outcomes = [(future, None, exc) for future, _, _ in outcomes]
+                    remaining = writes[index + 1 :]
+                    break
+        else:
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(connection)
+                outcomes = [(future, None, error or exc) for future, _, error in outcomes]
+        self._answer(outcomes)
+        if remaining:
+            self._commit_group(remaining)
+
+    def _answer(self, outcomes: list[_Outcome]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+        for loop, answered in by_loop.items():  # one wake-up per loop and group
+            _hand_back(loop, answered)
+
+    def _begin_immediate(self, connection: sqlite3.Connection) -> None:
+        """SQLite already waited ``busy_timeout`` inside each attempt; retry a
+        few times with jitter so that contending processes spread out."""
+        for tries in range(1, BUSY_RETRIES + 1):
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or tries == BUSY_RETRIES:
+                    raise
+                delay = random.uniform(0.005, 0.05) * tries
+                logger.debug("%s: busy (try %s), retrying in %.3fs", self._name, tries, delay)
+                time.sleep(delay)
+
+    @staticmethod
+    def _rollback(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.exception("rollback of a write group failed")
+
+    def _shut_down(self) -> None:
+        """Fail whatever is still queued, then close the connection."""
+        leftovers: list[_Call | _Write] = list(self._held_back)
+        self._held_back = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                leftovers.append(job)
+        for job in leftovers:
+            _hand_back(job.loop, [(job.future, None, _closed_error())])
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except sqlite3.Error:
+                logger.exception("%s: closing the write connection failed", self._name)
+        if self._ended is not None:
+            _hand_back(self._ended.get_loop(), [(self._ended, None, None)])

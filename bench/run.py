@@ -1,0 +1,190 @@
+"""Benchmark: this store against raw sqlite3 and the common aiosqlite approach.
+
+    uv run python bench/run.py            # W1-W5, about two minutes
+    uv run python bench/run.py --quick    # a smoke run with small counts
+    uv run python bench/run.py --full     # also W2's peak RSS at 1,000,000 writes
+
+Prints a table and writes ``bench/out/results.json`` (ops/s, p50/p99 latency
+per operation, each ratio to its limit and whether the issue's target is met).
+The W4 database is built once and cached in ``bench/out/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "adws" / "adw_modules")]
+
+import w4_data  # noqa: E402
+import workloads  # noqa: E402
+from workloads import Result  # noqa: E402
+
+SIZES = {  # (W1 sessions, W2 sessions, W3 sessions per process, W4 calls, W4 logs, W5 repeats)
+    "quick": (100, 640, 20, 300, (100_000, 10_000), 3),
+    "normal": (600, 3_840, 120, 3_000, (1_000_000, 100_000), 7),
+}
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with Path("/proc/cpuinfo").open() as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "sqlite": sqlite3.sqlite_version,
+        "python": platform.python_version(),
+        "synchronous": "NORMAL",
+    }
+
+
+def targets(results: list[Result]) -> list[dict[str, Any]]:
+    """Each target of the issue, read from this run."""
+
+    def find(workload: str, name: str) -> Result:
+        return next(r for r in results if r.workload == workload and r.implementation == name)
+
+    rows: list[dict[str, Any]] = []
+
+    def ratio(workload: str, limit: str, wanted: float) -> None:
+        store, raw = find(workload, "store (SQLite)"), find(workload, limit)
+        value = store.ops_per_second / raw.ops_per_second
+        store.extra["ratio_to_limit"] = round(value, 3)
+        for other in results:
+            if other.workload == workload and other is not raw:
+                other.extra["ratio_to_limit"] = round(other.ops_per_second / raw.ops_per_second, 3)
+        rows.append(
+            {
+                "target": f"{workload} >= {wanted:.2f} of {limit}",
+                "measured": f"{value:.2f}",
+                "met": value >= wanted,
+            }
+        )
+
+    ratio("W1", "raw-sqlite3 commit/op", 0.30)
+    ratio("W2", "raw-sqlite3 one txn", 0.40)
+    w3 = find("W3", "store (SQLite)")
+    lost = sum(v for k, v in w3.extra.items() if k.startswith("lost_"))
+    w1 = find("W1", "store (SQLite)").ops_per_second
+    rows.append(
+        {
+            "target": "W3 8 processes: no errors, nothing lost, aggregate >= W1",
+            "measured": f"errors={w3.extra['errors']} lost={lost} "
+            f"{w3.ops_per_second:,.0f} vs {w1:,.0f} ops/s; "
+            f"max WAL {w3.extra['max_wal_bytes'] / 2**20:.1f} MiB",
+            "met": w3.extra["errors"] == 0 and lost == 0 and w3.ops_per_second >= w1,
+        }
+    )
+    for read in (r for r in results if r.workload == "W4"):
+        p99 = read.percentile_ms(0.99) or 0.0
+        rows.append(
+            {
+                "target": f"W4 {read.extra['query']} p99 < 2 ms",
+                "measured": f"{p99:.3f} ms",
+                "met": p99 < 2.0,
+            }
+        )
+    ratio("W5", "raw-sqlite3 one txn", 0.70)
+    for memory in (r for r in results if r.workload == "W2 memory"):
+        rows.append(
+            {
+                "target": f"W2 peak RSS at {memory.operations:,} writes < 200 MB",
+                "measured": f"{memory.extra['peak_rss_mb']:.0f} MB",
+                "met": memory.extra["peak_rss_mb"] < 200 and memory.extra["errors"] == 0,
+            }
+        )
+    return rows
+
+
+def print_table(results: list[Result], checks: list[dict[str, Any]], about: dict[str, Any]) -> None:
+    print(
+        f"\nmachine: {about['nproc']} cores, {about['cpu']}, SQLite {about['sqlite']}, "
+        f"Python {about['python']}, synchronous={about['synchronous']}\n"
+    )
+    header = f"{'workload':<10} {'implementation':<22} {'ops':>9} {'ops/s':>10} "
+    header += f"{'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}  note"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        p50, p99 = r.percentile_ms(0.5), r.percentile_ms(0.99)
+        ratio = r.extra.get("ratio_to_limit")
+        note = r.extra.get("query", "")
+        if r.workload == "W5":
+            p50 = p99 = None  # one call per batch: its time is the throughput
+            note = "rows/s, median of the repeats"
+        print(
+            f"{r.workload:<10} {r.implementation:<22} {r.operations:>9,} "
+            f"{r.ops_per_second:>10,.0f} {_ms(p50):>8} {_ms(p99):>8} "
+            f"{'' if ratio is None else f'{ratio:.2f}':>6}  {note}"
+        )
+    print("\ntargets:")
+    for check in checks:
+        print(f"  {'met   ' if check['met'] else 'MISSED'} {check['target']}: {check['measured']}")
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+async def run(size: str, folder: Path, full: bool) -> list[Result]:
+    w1_sessions, w2_sessions, w3_sessions, w4_calls, (logs, system_logs), repeats = SIZES[size]
+    results: list[Result] = []
+    print("W1 ...", flush=True)
+    results += await workloads.w1(folder, w1_sessions)
+    print("W2 ...", flush=True)
+    results += await workloads.w2(folder, w2_sessions)
+    print("W3 ...", flush=True)
+    results += await workloads.w3(folder, w3_sessions)
+    print(f"W4 ... (database with {logs:,} agent logs, {system_logs:,} system logs)", flush=True)
+    w4_path = folder / f"w4_{logs}_{system_logs}.db"
+    agent_ids, session_ids = await w4_data.ensure(w4_path, logs, system_logs)
+    results += await workloads.w4(w4_path, w4_calls, agent_ids, session_ids)
+    print("W5 ...", flush=True)
+    results += await workloads.w5(folder, repeats)
+    if full:
+        print("W2 memory (1,000,000 writes) ...", flush=True)
+        results.append(workloads.w2_memory(folder, 1_000_000))
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument("--full", action="store_true", help="also W2's peak RSS at 1M writes")
+    parser.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
+    parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        workloads.memory_child(os.environ["BENCH_MEMORY_DB"], args.memory_child)
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run("quick" if args.quick else "normal", args.out, args.full))
+    checks = targets(results)
+    about = machine()
+    print_table(results, checks, about)
+    report = {
+        "machine": about,
+        "size": "quick" if args.quick else "normal",
+        "results": [r.as_json() for r in results],
+        "targets": checks,
+    }
+    output = args.out / "results.json"
+    output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {output}")
+    return 0 if all(check["met"] for check in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
