@@ -55,7 +55,12 @@ MIGRATION_LOCK = 0x6164775F73746F72  # "adw_stor"
 VERSION_TABLE = "adw_schema_version"
 
 # The driver's exceptions that the store translates (a timeout is an OSError).
-DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 # The one table that maps refused writes to IntegrityError.constraint (as on SQLite).
 CONSTRAINT_KINDS: tuple[tuple[type[Exception], str], ...] = (
@@ -272,12 +277,19 @@ class PostgresBackend:
         else a pool connection for this one statement."""
         pool = self._require_pool()
         owned = self._owned_transaction()
-        if owned is not None:
+        if owned is None:
+            async with pool.acquire(timeout=self.settings.acquire_timeout) as connection:
+                yield connection
+            return
+        try:
             async with owned.connection.transaction():
                 yield owned.connection
-            return
-        async with pool.acquire(timeout=self.settings.acquire_timeout) as connection:
-            yield connection
+        except asyncpg.InternalClientError as exc:
+            # What the driver raises when the server dropped the connection
+            # between two statements of a transaction: report it as lost.
+            if owned.connection.is_closed():
+                raise asyncpg.ConnectionDoesNotExistError("the connection was closed") from exc
+            raise
 
     async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteResult:
         """Run one write statement; it commits at once unless this task is
@@ -300,6 +312,17 @@ class PostgresBackend:
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "read") from exc
         return [dict(record) for record in records]
+
+    async def execute_many(
+        self, sql: str, param_rows: Sequence[Sequence[Any]], *, table: str
+    ) -> None:
+        """Run one statement for each parameter row, in one round trip per
+        batch (moving data in bulk); joins this task's transaction, if any."""
+        try:
+            async with self._connection() as connection:
+                await connection.executemany(sql, param_rows)
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, table, "bulk write") from exc
 
     async def schema_version(self) -> int:
         rows = await self.fetch_all(f"SELECT version FROM {VERSION_TABLE}", (), table="(database)")

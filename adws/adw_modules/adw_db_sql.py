@@ -171,6 +171,16 @@ class SqlBuilder:
             sql += self.dialect.returning_id
         return sql
 
+    def restart_generated_ids(self, table: str) -> str:
+        """PostgreSQL: make the identity of ``table`` continue after its highest
+        id (after rows were copied in with their ids)."""
+        if table not in GENERATED_IDS or self.dialect is not POSTGRES:
+            raise KeyError(f"{table} has no identity column to restart in {self.dialect.name}")
+        return (
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+            f" coalesce(max(id), 0) + 1, false) FROM {table}"
+        )
+
     def update_by_id(self, table: str, columns: Sequence[str]) -> str:
         _checked(table, columns)
         marks = self._params(len(columns) + 1)

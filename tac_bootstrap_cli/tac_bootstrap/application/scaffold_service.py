@@ -52,6 +52,7 @@ BASE_ONLY = {
 BASE_TEMPLATES = (
     "adws/adw_modules/adw_database.py",
     "adws/adw_modules/adw_db_backend.py",
+    "adws/adw_modules/adw_db_copy.py",
     "adws/adw_modules/adw_db_errors.py",
     "adws/adw_modules/adw_db_location.py",
     "adws/adw_modules/adw_db_postgres.py",
@@ -72,6 +73,7 @@ BASE_TEMPLATES = (
     "adws/adw_tests/test_files_and_schema.py",
     "adws/adw_tests/test_models.py",
     "adws/adw_tests/test_module_docs.py",
+    "adws/adw_tests/test_postgres.py",
     "adws/adw_tests/test_reports.py",
     "adws/adw_tests/test_validation.py",
 )
