@@ -158,7 +158,7 @@ logger = logging.getLogger(__name__)
 # relative to the project root (the folder that contains adws/).
 DEFAULT_DB_PATH = "orchestrator.db"
 # A database URL that takes the place of DEFAULT_DB_PATH when set (postgresql://...).
-DEFAULT_DATABASE_URL = None
+DEFAULT_DATABASE_URL: str | None = None
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -216,11 +216,13 @@ def resolve_database(db_path: str | os.PathLike[str] | None) -> Path | str:
     argument, else ``ORCHESTRATOR_DATABASE_URL``, else ``ORCHESTRATOR_DB_PATH``,
     else ``DEFAULT_DATABASE_URL`` when set, else ``DEFAULT_DB_PATH``."""
     if db_path is None:
-        db_path = (
-            os.environ.get("ORCHESTRATOR_DATABASE_URL")
-            or os.environ.get("ORCHESTRATOR_DB_PATH")
-            or DEFAULT_DATABASE_URL
+        db_path = os.environ.get("ORCHESTRATOR_DATABASE_URL") or os.environ.get(
+            "ORCHESTRATOR_DB_PATH"
         )
+    if db_path is None and DEFAULT_DATABASE_URL is not None:
+        if not is_postgres_url(DEFAULT_DATABASE_URL):  # a file, relative to the project root
+            return resolve_db_path(PROJECT_ROOT / sqlite_url_path(DEFAULT_DATABASE_URL))
+        db_path = DEFAULT_DATABASE_URL
     if isinstance(db_path, str) and is_postgres_url(db_path):
         return db_path
     return resolve_db_path(db_path)

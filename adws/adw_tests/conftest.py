@@ -29,6 +29,13 @@ POSTGRES_URL = os.environ.get(
 REQUIRE_POSTGRES = os.environ.get("ORCHESTRATOR_REQUIRE_POSTGRES") == "1"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, so that generated projects have it too.
+    config.addinivalue_line(
+        "markers", "backend(*names): run this test only on the named store backends"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backend")
