@@ -21,7 +21,6 @@ from adw_database import DatabaseError, DatabaseManager, PoolSettings, SchemaErr
 from adw_db_copy import copy_sqlite_to_postgres
 from adw_db_schema import TABLES
 from adw_store_cli import app
-from conftest import schema_url
 from realistic_session import RecordedSession
 from typer.testing import CliRunner
 
@@ -385,8 +384,3 @@ async def test_copy_appends_into_a_store_with_other_rows(
     async with DatabaseManager(store_url) as db:
         counts = await db.count_rows()
     assert counts["orchestrator_agents"] == copied["orchestrator_agents"] + 1
-
-
-def test_schema_url_adds_the_search_path() -> None:
-    assert schema_url("postgresql://h/db", "s1") == "postgresql://h/db?search_path=s1"
-    assert schema_url("postgresql://h/db?ssl=disable", "s1").endswith("&search_path=s1")
