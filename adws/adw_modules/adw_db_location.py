@@ -77,6 +77,9 @@ class PoolSettings:
                     f"pool.{item.name} must be a non-negative number, got {value!r}",
                     field=item.name,
                 )
+        for name in ("min_size", "max_size", "statement_cache_size"):
+            if not isinstance(getattr(self, name), int):
+                raise ValidationError(f"pool.{name} must be a whole number", field=name)
         if not 1 <= self.min_size <= self.max_size:
             raise ValidationError(
                 f"pool sizes must satisfy 1 <= min_size <= max_size, got "

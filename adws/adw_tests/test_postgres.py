@@ -97,6 +97,7 @@ def test_default_database_url_is_used_when_no_env_is_set(
         {"min_size": 5, "max_size": 2},
         {"command_timeout": -1},
         {"statement_cache_size": True},
+        {"max_size": 2.5},
     ],
 )
 def test_bad_pool_settings_are_refused(settings: dict[str, Any]) -> None:
