@@ -279,9 +279,9 @@ async def test_many_tasks_share_one_manager_with_exact_counts(
             assert raw.execute("SELECT cost_usd FROM agents").fetchone()[0] == total * 0.25
 
 
-@pytest.mark.backend(
-    "sqlite"
-)  # one writer at a time: other tasks' writes queue (PostgreSQL runs them)
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("spawned", ["sibling_task", "child_of_transaction"])
 @pytest.mark.parametrize("b_uses_transaction", [False, True], ids=["b_plain", "b_transaction"])
 async def test_rollback_is_isolated_from_another_tasks_writes(
@@ -352,9 +352,9 @@ async def test_rollback_is_isolated_from_another_tasks_writes(
     assert agent["cost_usd"] == 0.0  # A's increment was rolled back too
 
 
-@pytest.mark.backend(
-    "sqlite"
-)  # one writer at a time: other tasks' writes queue (PostgreSQL runs them)
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 async def test_committed_transaction_and_waiting_task_both_land(
     db: DatabaseManager, agent_id: str
 ) -> None:
@@ -388,7 +388,8 @@ async def test_committed_transaction_and_waiting_task_both_land(
     assert ids["A-1"] < ids["A-2"] < ids["B-1"]
 
 
-@pytest.mark.backend("sqlite")  # checks the file's write lock through a raw sqlite3 connection
+# Checks the file's write lock through a raw sqlite3 connection.
+@pytest.mark.backend("sqlite")
 async def test_reads_are_not_blocked_by_another_tasks_open_transaction(
     db: DatabaseManager, db_path: Path, agent_id: str, definition_id: str
 ) -> None:
@@ -556,7 +557,8 @@ FAILED_WRITES = {
 }
 
 
-@pytest.mark.backend("sqlite")  # checks the file's write lock through a raw sqlite3 connection
+# Checks the file's write lock through a raw sqlite3 connection.
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("failure", sorted(FAILED_WRITES))
 async def test_failed_write_does_not_hold_the_lock(
     db: DatabaseManager, db_path: Path, agent_id: str, failure: str
@@ -575,9 +577,9 @@ async def test_failed_write_does_not_hold_the_lock(
     assert raw_agent_log_messages(db_path) == ["after", "after, in a transaction"]
 
 
-@pytest.mark.backend(
-    "sqlite"
-)  # one writer at a time: other tasks' writes queue (PostgreSQL runs them)
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("while_", ["waiting_in_block", "writing_in_a_loop"])
 async def test_cancelled_transaction_rolls_back_and_releases_the_lock(
     db: DatabaseManager, db_path: Path, agent_id: str, while_: str
@@ -624,9 +626,9 @@ async def test_cancelled_transaction_rolls_back_and_releases_the_lock(
     assert raw_agent_log_messages(db_path) == ["B", "after"]
 
 
-@pytest.mark.backend(
-    "sqlite"
-)  # one writer at a time: other tasks' writes queue (PostgreSQL runs them)
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 async def test_cancelled_waiter_does_not_disturb_the_open_transaction(
     db: DatabaseManager, agent_id: str
 ) -> None:

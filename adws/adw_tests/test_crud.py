@@ -1036,6 +1036,27 @@ async def test_cleanup_old_logs_inside_a_failed_transaction_deletes_nothing(
     assert await db.get_system_logs() == []
 
 
+async def test_cleanup_old_logs_by_age_through_the_api(
+    db: DatabaseManager, agent_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old rows written through the store itself (its clock set back), so this
+    runs on every backend."""
+    monkeypatch.setattr(adw_database, "utc_now", lambda: iso_ago(days=40))
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="old"
+    )
+    await db.create_system_log(log_level="INFO", component="c", message="old")
+    monkeypatch.undo()
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="new"
+    )
+
+    assert await db.count_old_logs(days=30) == {"agent_logs": 1, "system_logs": 1}
+    assert await db.cleanup_old_logs(days=30) == 2
+    assert [row["message"] for row in await db.get_agent_logs(agent_id=agent_id)] == ["new"]
+    assert await db.get_system_logs() == []
+
+
 async def test_cleanup_old_logs_on_empty_store(db: DatabaseManager) -> None:
     assert await db.cleanup_old_logs(days=1) == 0
 
