@@ -4,9 +4,11 @@
 # dependencies = [
 #     "aiosqlite>=0.20",
 #     "pydantic>=2.7",
+#     "asyncpg>=0.29",
 # ]
 # ///
-"""The orchestrator store: what multi-agent workflows did, in one SQLite file.
+"""The orchestrator store: what multi-agent workflows did, in one SQLite file
+(or, unchanged, in PostgreSQL).
 
 Zero configuration
     No server, no credentials, no migration command. The first
@@ -49,17 +51,20 @@ Lifecycle
     Any number of asyncio tasks may share one manager, and any number of
     processes may open the same file, each with its own manager.
 
-The database file
+The database
     ``db_path`` is the argument, else the environment variable
-    ``ORCHESTRATOR_DB_PATH``, else ``orchestrator.db`` in the project root (the
-    folder that holds ``adws/``). Each connection runs in WAL mode with
+    ``ORCHESTRATOR_DATABASE_URL``, else ``ORCHESTRATOR_DB_PATH``, else
+    ``DEFAULT_DATABASE_URL`` when set, else ``orchestrator.db`` in the project
+    root (the folder that holds ``adws/``). ``postgresql://`` (or
+    ``postgres://``) URLs select PostgreSQL; ``sqlite:///`` URLs and plain paths
+    select a SQLite file. On SQLite, each connection Each connection runs in WAL mode with
     ``foreign_keys=ON``, the configured ``busy_timeout`` (seconds) and
     ``synchronous`` level. Values are bound with ``?`` placeholders, never
     formatted into SQL. UUIDs, timestamps and JSON are stored as TEXT: ids are
     canonical UUID4 strings, timestamps one fixed UTC format
     (``2026-01-31T12:00:00.000000+00:00``, so text order is time order), JSON
     compact UTF-8 that ``json_valid()`` accepts. Rows come back as plain dicts
-    with JSON decoded and timestamps as strings.
+    with JSON decoded and timestamps as strings, on both backends.
 
 Errors
     ``DatabaseError`` is the root; ``ValidationError`` (also a ``ValueError``)
@@ -67,12 +72,16 @@ Errors
     database refused the write, ``SchemaError`` a missing or invalid schema file
     or a database of a newer version. Driver errors are kept as ``__cause__``.
 
-Upgrade path to PostgreSQL
+PostgreSQL
     Everything above is the store's interface, not SQLite's: values are held
     to what PostgreSQL stores too (no NaN or Infinity in JSON, no NUL in text,
     64-bit integers), SQL is built in one place per dialect (``adw_db_sql``),
-    and the backend (``adw_db_sqlite``) is the only module that knows the
-    driver. A PostgreSQL backend plugs in behind the same methods.
+    and each backend (``adw_db_sqlite``, ``adw_db_postgres``) is the only module
+    that knows its driver. ``DatabaseManager("postgresql://user@host/db")``
+    stores the same rows in native UUID, TIMESTAMPTZ and JSONB columns through
+    an asyncpg pool (``pool=PoolSettings(...)`` sizes it; asyncpg is needed only
+    then: ``pip install asyncpg``). ``adw_store_cli.py copy-to-postgres`` moves
+    an existing SQLite file there.
 
 Run this file (``uv run adws/adw_modules/adw_database.py --help``) to create or
 open the database and print its path, schema version and rows per table;
@@ -95,8 +104,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, get_args
 
+from adw_db_backend import Backend
 from adw_db_errors import DatabaseError, IntegrityError, SchemaError, ValidationError
-from adw_db_schema import DEFAULT_SCHEMA_PATH, TABLES
+from adw_db_location import PoolSettings, is_postgres_url, redact_url, sqlite_url_path
+from adw_db_schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH, TABLES
 from adw_db_sql import Condition, SqlBuilder
 from adw_db_sqlite import SQLiteBackend
 from orch_database_models import (
@@ -131,10 +142,12 @@ from orch_database_models import (
 from pydantic import BaseModel
 
 __all__ = [
+    "DEFAULT_DATABASE_URL",
     "DEFAULT_DB_PATH",
     "DatabaseError",
     "DatabaseManager",
     "IntegrityError",
+    "PoolSettings",
     "SchemaError",
     "ValidationError",
 ]
@@ -144,6 +157,8 @@ logger = logging.getLogger(__name__)
 # The database file when neither the caller nor ORCHESTRATOR_DB_PATH names one,
 # relative to the project root (the folder that contains adws/).
 DEFAULT_DB_PATH = "orchestrator.db"
+# A database URL that takes the place of DEFAULT_DB_PATH when set (postgresql://...).
+DEFAULT_DATABASE_URL: str | None = None
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -196,13 +211,42 @@ def _as_log_line(source: str, row: Row) -> Row:
     }
 
 
+def resolve_database(db_path: str | os.PathLike[str] | None) -> Path | str:
+    """A SQLite file path, or a PostgreSQL URL (a ``str``): the explicit
+    argument, else ``ORCHESTRATOR_DATABASE_URL``, else ``ORCHESTRATOR_DB_PATH``,
+    else ``DEFAULT_DATABASE_URL`` when set, else ``DEFAULT_DB_PATH``."""
+    if db_path is None:
+        db_path = os.environ.get("ORCHESTRATOR_DATABASE_URL") or os.environ.get(
+            "ORCHESTRATOR_DB_PATH"
+        )
+    if db_path is None and DEFAULT_DATABASE_URL is not None:
+        if not is_postgres_url(DEFAULT_DATABASE_URL):  # a file, relative to the project root
+            return resolve_db_path(PROJECT_ROOT / sqlite_url_path(DEFAULT_DATABASE_URL))
+        db_path = DEFAULT_DATABASE_URL
+    if isinstance(db_path, str) and is_postgres_url(db_path):
+        return db_path
+    return resolve_db_path(db_path)
+
+
 def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
-    """Explicit argument, else ``ORCHESTRATOR_DB_PATH``, else the project default."""
+    """A SQLite file: explicit argument (a path or a ``sqlite:///`` URL), else
+    ``ORCHESTRATOR_DB_PATH``, else the project default."""
     if db_path is None:
         db_path = os.environ.get("ORCHESTRATOR_DB_PATH") or PROJECT_ROOT / DEFAULT_DB_PATH
     if not isinstance(db_path, str | os.PathLike):
-        raise ValidationError(f"db_path must be a path, got {type(db_path).__name__}")
+        raise ValidationError(f"db_path must be a path or URL, got {type(db_path).__name__}")
     text = os.fspath(db_path)
+    if text.lower().startswith("sqlite:"):
+        text = sqlite_url_path(text) if text.lower().startswith("sqlite:///") else ""
+        if not text:
+            raise ValidationError(
+                f"db_path {db_path!r} names no file: use sqlite:///path/to/file.db"
+            )
+    elif "://" in text:
+        raise ValidationError(
+            f"db_path {redact_url(text)!r}: unknown database URL scheme "
+            "(use postgresql://, postgres:// or sqlite:///)"
+        )
     if not text.strip():
         raise ValidationError("db_path must not be empty")
     if text == ":memory:" or text.startswith("file:"):
@@ -227,6 +271,21 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backend:
+    """Imported here, so that the store works without asyncpg until a
+    PostgreSQL URL is used."""
+    try:
+        from adw_db_postgres import PostgresBackend
+    except ImportError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise DatabaseError(
+            f"{redact_url(url)}: PostgreSQL needs the asyncpg driver, which is not "
+            "installed: `pip install asyncpg` (or `uv add asyncpg`)"
+        ) from exc
+    return PostgresBackend(url, schema_path=schema_path, pool=pool)
+
+
 class DatabaseManager:
     """Async access to the orchestrator store. See the module docstring."""
 
@@ -237,21 +296,43 @@ class DatabaseManager:
         schema_path: str | os.PathLike[str] | None = None,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
+        pool: PoolSettings | None = None,
     ) -> None:
-        self.db_path = resolve_db_path(db_path)
-        self.schema_path = Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH
-        self._backend = SQLiteBackend(
-            self.db_path,
-            schema_path=self.schema_path,
-            busy_timeout=busy_timeout,
-            synchronous=synchronous,
-        )
+        """``db_path``: a SQLite file path, a ``sqlite:///`` URL or a
+        ``postgresql://`` URL (see the module docstring for the defaults).
+        ``busy_timeout`` and ``synchronous`` apply to SQLite, ``pool`` to PostgreSQL."""
+        database = resolve_database(db_path)
+        self._backend: Backend
+        if isinstance(database, Path):
+            self.db_path: Path | None = database
+            self.database_url: str | None = None
+            self.location = str(database)  # what reports show
+            self.schema_path = Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH
+            self._backend = SQLiteBackend(
+                database,
+                schema_path=self.schema_path,
+                busy_timeout=busy_timeout,
+                synchronous=synchronous,
+            )
+        else:
+            self.db_path = None
+            self.database_url = database
+            self.location = redact_url(database)
+            self.schema_path = (
+                Path(schema_path) if schema_path is not None else DEFAULT_POSTGRES_SCHEMA_PATH
+            )
+            self._backend = _postgres_backend(database, self.schema_path, pool or PoolSettings())
         self._sql = SqlBuilder(self._backend.dialect)
         self._closed = False
 
+    @property
+    def backend_name(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.dialect.name
+
     def __repr__(self) -> str:
         state = "open" if self._backend.is_open else "closed" if self._closed else "new"
-        return f"<DatabaseManager {str(self.db_path)!r} {state}>"
+        return f"<DatabaseManager {self.location!r} {state}>"
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -892,10 +973,7 @@ class DatabaseManager:
             return []
         logger.debug("insert %s rows into %s", len(params), table)
         sql = self._sql.insert(table, columns)
-        result = await self._backend.execute_many(sql, params, table=table)
-        # One statement per row inside one write transaction: the ids are consecutive.
-        last = int(result.lastrowid or 0)
-        return list(range(last - len(params) + 1, last + 1))
+        return await self._backend.insert_many(sql, params, table=table)
 
     def _rejected(self, error: ValidationError) -> ValidationError:
         logger.error("rejected input: %s", error)
@@ -1013,7 +1091,7 @@ async def _record_demo_session(db: DatabaseManager) -> str:
 
 async def _report(db_path: str | None, demo: bool) -> None:
     async with DatabaseManager(db_path) as db:
-        print(f"database: {db.db_path}")
+        print(f"database: {db.location}")
         print(f"schema version: {await db.schema_version()}")
         if demo:
             session_id = await _record_demo_session(db)
@@ -1037,9 +1115,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--db",
-        metavar="PATH",
-        help="database file (default: $ORCHESTRATOR_DB_PATH, else orchestrator.db "
-        "in the project root)",
+        metavar="PATH|URL",
+        help="database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+        "else $ORCHESTRATOR_DB_PATH, else orchestrator.db in the project root)",
     )
     parser.add_argument("--demo", action="store_true", help="record a small example session first")
     args = parser.parse_args(argv)

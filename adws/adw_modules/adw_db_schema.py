@@ -1,10 +1,12 @@
 """Schema versions: where the schema file is, and what brings a file up to date.
 
-The version of a database file is SQLite's ``PRAGMA user_version``. A new file
-gets the schema file in full (it always describes the latest version); an
-older file gets, in order, every migration newer than its version. Adding a
-version means: change the schema file, append a ``Migration`` that upgrades the
-previous version in place, and bump nothing else.
+The version of a database file is SQLite's ``PRAGMA user_version``; on
+PostgreSQL it is the one row of ``adw_schema_version``. A new database gets its
+dialect's schema file in full (it always describes the latest version); an
+older one gets, in order, every migration newer than its version. Adding a
+version means: change both schema files, append a ``Migration`` that upgrades
+the previous version in place (``sql`` for SQLite, ``postgres_sql`` for
+PostgreSQL), and bump nothing else.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from pathlib import Path
 from adw_db_errors import SchemaError
 
 __all__ = [
+    "DEFAULT_POSTGRES_SCHEMA_PATH",
     "DEFAULT_SCHEMA_PATH",
     "LATEST_VERSION",
     "MIGRATIONS",
     "TABLES",
     "Migration",
     "load_schema",
+    "postgres_script_to_upgrade",
     "split_statements",
     "statements_to_upgrade",
 ]
 
 # Relative to this file, never to the current directory.
 DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "schema_orchestrator.sql"
+DEFAULT_POSTGRES_SCHEMA_PATH = DEFAULT_SCHEMA_PATH.with_name("schema_orchestrator_postgres.sql")
 
 TABLES = ("orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs")
 
@@ -37,6 +42,7 @@ class Migration:
     version: int
     description: str
     sql: str = ""  # empty for version 1, which is the schema file itself
+    postgres_sql: str = ""  # the same upgrade for PostgreSQL
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -89,3 +95,15 @@ def statements_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
         if migration.version > current_version
         for statement in split_statements(migration.sql, f"migration {migration.version}")
     ]
+
+
+def postgres_script_to_upgrade(current_version: int, schema_path: Path) -> str:
+    """The script that brings a PostgreSQL database at ``current_version`` to
+    ``LATEST_VERSION`` (PostgreSQL runs a multi-statement script in one call)."""
+    if current_version == 0:
+        script = load_schema(schema_path)
+    else:
+        script = "\n".join(m.postgres_sql for m in MIGRATIONS if m.version > current_version)
+    if not _has_code(script):
+        raise SchemaError(f"invalid schema file {schema_path}: it holds no SQL statement")
+    return script

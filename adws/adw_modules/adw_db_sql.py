@@ -2,7 +2,8 @@
 
 The store writes its queries once, through the builders below, and each
 backend supplies a ``Dialect`` (placeholder style, how insertion order is
-named, how an unbounded LIMIT is spelled). Identifiers are never taken from
+named, how an unbounded LIMIT is spelled, how a generated log id comes back,
+how an id is matched as text). Identifiers are never taken from
 callers: tables and columns come from the fixed allow-list ``COLUMNS``, so only
 values are ever bound, and always as parameters.
 """
@@ -14,7 +15,16 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["COLUMNS", "COST_GROUPS", "SQLITE", "Condition", "Dialect", "SqlBuilder"]
+__all__ = [
+    "COLUMNS",
+    "COST_GROUPS",
+    "GENERATED_IDS",
+    "POSTGRES",
+    "SQLITE",
+    "Condition",
+    "Dialect",
+    "SqlBuilder",
+]
 
 # Every column of every table, in schema order (the schema file is the source
 # of truth; a test checks this list against it).
@@ -64,24 +74,49 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Tables whose integer id the database assigns (the others get UUIDs from the store).
+GENERATED_IDS = ("agent_logs", "system_logs")
+
+
 @dataclass(frozen=True)
 class Dialect:
     name: str
     placeholder: Callable[[int], str]  # 1-based parameter index -> "?" or "$1"
-    insertion_order: str  # breaks ties between rows written in the same microsecond
+    # A table -> the hidden column that breaks ties between rows written in the
+    # same microsecond (ordered by, never selected).
+    insertion_order: Callable[[str], str]
     unbounded_limit: str  # what LIMIT takes when only an OFFSET is wanted
     day_of: Callable[[str], str]  # a timestamp column -> its UTC day as YYYY-MM-DD text
     greatest: str  # the function that returns the largest of its arguments
+    # Appended to an INSERT into a GENERATED_IDS table when the driver has no
+    # lastrowid: the backend reads the new id from the one row it returns.
+    returning_id: str
+    as_text: Callable[[str], str]  # a column as text (what LIKE compares)
 
 
 SQLITE = Dialect(
     name="sqlite",
     placeholder=lambda _index: "?",
-    insertion_order="rowid",
+    insertion_order=lambda _table: "rowid",
     unbounded_limit="-1",
     # Timestamps are fixed-width UTC text, so the day is their first ten characters.
     day_of=lambda column: f"substr({column}, 1, 10)",
     greatest="max",
+    returning_id="",
+    as_text=lambda column: column,
+)
+
+POSTGRES = Dialect(
+    name="postgresql",
+    placeholder=lambda index: f"${index}",
+    # PostgreSQL has no rowid: log ids are identity columns, the other tables
+    # carry a hidden identity column (see schema_orchestrator_postgres.sql).
+    insertion_order=lambda table: "id" if table in GENERATED_IDS else "row_order",
+    unbounded_limit="ALL",
+    day_of=lambda column: f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    greatest="greatest",
+    returning_id=" RETURNING id",
+    as_text=lambda column: f"{column}::text",
 )
 
 # What cost_totals may group by: a fixed allow-list of expressions over
@@ -137,7 +172,20 @@ class SqlBuilder:
         """Every write builds the same few statements: build each once."""
         _checked(table, columns)
         values = ", ".join(self._params(len(columns)))
-        return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+        if table in GENERATED_IDS and "id" not in columns:
+            sql += self.dialect.returning_id
+        return sql
+
+    def restart_generated_ids(self, table: str) -> str:
+        """PostgreSQL: make the identity of ``table`` continue after its highest
+        id (after rows were copied in with their ids)."""
+        if table not in GENERATED_IDS or self.dialect is not POSTGRES:
+            raise KeyError(f"{table} has no identity column to restart in {self.dialect.name}")
+        return (
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+            f" coalesce(max(id), 0) + 1, false) FROM {table}"
+        )
 
     def update_by_id(self, table: str, columns: Sequence[str]) -> str:
         return self._update_by_id(table, tuple(columns))
@@ -183,7 +231,7 @@ class SqlBuilder:
         if order_by is not None:
             _checked(table, [order_by])
             direction = "DESC" if newest_first else "ASC"
-            tie_break = self.dialect.insertion_order
+            tie_break = self.dialect.insertion_order(table)
             sql += f" ORDER BY {order_by} {direction}, {tie_break} {direction}"
         if limit:
             sql += f" LIMIT {next(marks)}"
@@ -202,6 +250,8 @@ class SqlBuilder:
             if condition.operator == "IN":
                 values = ", ".join(next(marks) for _ in range(condition.values))
                 clauses.append(f"{column} IN ({values})")
+            elif condition.operator == "LIKE":
+                clauses.append(f"{self.dialect.as_text(column)} LIKE {next(marks)}")
             else:
                 clauses.append(f"{column} {condition.operator} {next(marks)}")
         return " WHERE " + " AND ".join(clauses) if clauses else ""

@@ -33,6 +33,7 @@ import contextvars
 import logging
 import random
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -195,9 +196,7 @@ class SQLiteBackend:
                     f"store's version {LATEST_VERSION}: upgrade the store to open it "
                     "(the file was left untouched)"
                 )
-            await writer.call(self._use_wal)
-            if version < LATEST_VERSION:
-                await writer.call(self._migrate)
+            await writer.call(self._initialise)
             for _ in range(READ_CONNECTIONS):
                 reader = await self._connect()
                 await reader.execute("PRAGMA query_only = ON")
@@ -272,6 +271,23 @@ class SQLiteBackend:
         for setting in self._settings():
             await connection.execute(setting)
         return connection
+
+    def _initialise(self, writer: sqlite3.Connection) -> None:
+        """WAL, then the schema (on the writer thread). A brand-new file is in
+        rollback-journal mode until the first process switches it, and there two
+        processes initialising at once can deadlock; SQLite then answers one of
+        them "busy" at once instead of waiting. That one lets go and retries."""
+        deadline = time.monotonic() + max(self.busy_timeout, 1.0) * BUSY_RETRIES
+        while True:
+            try:
+                self._use_wal(writer)
+                if _read_version(writer) < LATEST_VERSION:
+                    self._migrate(writer)
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _use_wal(self, writer: sqlite3.Connection) -> None:
         """WAL is a property of the file: set once, after the version check, so
@@ -374,6 +390,17 @@ class SQLiteBackend:
         """Run one statement per row, all or nothing; ``lastrowid`` is the last
         row's id. Commits before this returns unless inside ``transaction()``."""
         return await self._write(Statement(sql, rows, many=True), table)
+
+    async def insert_many(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
+    ) -> list[int]:
+        """Insert every row or none; the new ids in input order. One writer runs
+        the rows one after another in one transaction, so AUTOINCREMENT hands
+        out consecutive ids."""
+        if not rows:
+            return []
+        last = int((await self.execute_many(sql, rows, table=table)).lastrowid or 0)
+        return list(range(last - len(rows) + 1, last + 1))
 
     async def _write(self, statement: Statement, table: str) -> WriteResult:
         writer = self._require_writer()

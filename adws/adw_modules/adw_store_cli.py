@@ -6,6 +6,7 @@
 #     "pydantic>=2.7",
 #     "rich>=13.7",
 #     "typer>=0.12",
+#     "asyncpg>=0.29",
 # ]
 # ///
 """See what the agents did: inspect and maintain the orchestrator store.
@@ -16,6 +17,7 @@ dependencies)::
     uv run adws/adw_modules/adw_store_cli.py --help
     uv run adws/adw_modules/adw_store_cli.py stats
     uv run adws/adw_modules/adw_store_cli.py --db other.db logs --level ERROR --follow
+    uv run adws/adw_modules/adw_store_cli.py copy-to-postgres orchestrator.db postgresql://...
 
 Every command reads through ``DatabaseManager``'s public methods, so it works
 on any backend the store supports. Commands other than ``prune --yes`` only
@@ -33,10 +35,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated, Any, NoReturn
 
 import typer
-from adw_database import JSON_COLUMNS, DatabaseError, DatabaseManager, resolve_db_path
+from adw_database import JSON_COLUMNS, DatabaseError, DatabaseManager, resolve_database
 from adw_db_schema import TABLES
 from adw_db_sql import COLUMNS
 from adw_store_cli_render import (
@@ -103,12 +105,12 @@ class ExportFormat(StrEnum):
 def main(
     ctx: typer.Context,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
-            metavar="PATH",
-            help="Database file (default: $ORCHESTRATOR_DB_PATH, else orchestrator.db "
-            "in the project root).",
+            metavar="PATH|URL",
+            help="Database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+            "else $ORCHESTRATOR_DB_PATH, else orchestrator.db in the project root).",
         ),
     ] = None,
 ) -> None:
@@ -118,11 +120,13 @@ def main(
 def _run(ctx: typer.Context, work: Callable[[DatabaseManager], Awaitable[None]]) -> None:
     """Open the existing store, run ``work``, close; errors become one line."""
     try:
-        path = resolve_db_path(ctx.obj)
-        if not path.is_file():
+        database = resolve_database(ctx.obj)
+        if isinstance(database, Path) and not database.is_file():
             # Checked first: opening the store would create the file.
-            raise CliError(f"no database at {path} (give --db PATH or set ORCHESTRATOR_DB_PATH)")
-        asyncio.run(_with_store(path, work))
+            raise CliError(
+                f"no database at {database} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
+            )
+        asyncio.run(_with_store(database, work))
     except (CliError, DatabaseError) as exc:
         message = " ".join(str(exc).split())
         typer.echo(f"error: {message}", err=True)
@@ -131,8 +135,10 @@ def _run(ctx: typer.Context, work: Callable[[DatabaseManager], Awaitable[None]])
         raise typer.Exit(0) from None
 
 
-async def _with_store(path: Path, work: Callable[[DatabaseManager], Awaitable[None]]) -> None:
-    async with DatabaseManager(path) as db:
+async def _with_store(
+    database: Path | str, work: Callable[[DatabaseManager], Awaitable[None]]
+) -> None:
+    async with DatabaseManager(database) as db:
         await work(db)
 
 
@@ -180,7 +186,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
         storage = await db.storage()
         bounds = await db.log_bounds()
         report = {
-            "database": str(db.db_path),
+            "database": db.location,
             "file_bytes": storage["file_bytes"],
             "wal_bytes": storage["wal_bytes"],
             "free_pages": storage["freelist_count"],
@@ -581,7 +587,61 @@ def export(
     _run(ctx, work)
 
 
-def _fail(message: str) -> None:
+@app.command("copy-to-postgres")
+def copy_to_postgres(
+    source: Annotated[Path, typer.Argument(metavar="SOURCE_DB", help="The SQLite store file.")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="postgresql://user@host:5432/db")],
+    append: Annotated[
+        bool, typer.Option("--append", help="Add to a PostgreSQL store that already holds rows.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a SQLite store into PostgreSQL: ids, timestamps, JSON and log ids kept.
+
+    The target must be empty unless --append; the copy is one transaction, so a
+    failed copy leaves the target as it was. Prints the rows copied per table.
+    """
+    if not url.lower().startswith(("postgresql://", "postgres://")):
+        _fail(f"URL must start with postgresql:// or postgres://, got {url!r}")
+    if not source.is_file():
+        _fail(f"no database at {source}")
+    try:
+        copied = asyncio.run(_copy(source, url, append))
+    except DatabaseError as exc:
+        _fail(" ".join(str(exc).split()))
+    if as_json:
+        _echo_json(copied)
+        return
+    console = new_console()
+    rows = [[name, f"{count:,}"] for name, count in copied.items()]
+    console.print(table(None, ["Table", "Rows"], rows))
+    console.print(f"copied {sum(copied.values()):,} rows from {source}")
+
+
+async def _copy(source: Path, url: str, append: bool) -> dict[str, int]:
+    from adw_db_copy import copy_sqlite_to_postgres  # needs asyncpg: only imported here
+
+    async with DatabaseManager(source) as db:
+        total = sum((await db.count_rows()).values())
+    progress = _progress() if total >= PROGRESS_MIN_ROWS else None
+    task = progress.add_task(f"copy to {url.split('@')[-1]}", total=total) if progress else None
+    done: dict[str, int] = {}
+
+    def advance(table_name: str, copied: int) -> None:
+        done[table_name] = copied
+        if progress and task is not None:
+            progress.update(task, completed=sum(done.values()))
+
+    if progress:
+        progress.start()
+    try:
+        return await copy_sqlite_to_postgres(source, url, append=append, on_progress=advance)
+    finally:
+        if progress:
+            progress.stop()
+
+
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 

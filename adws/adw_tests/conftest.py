@@ -1,13 +1,89 @@
-"""Shared fixtures: every test gets its own real SQLite file under tmp_path."""
+"""Shared fixtures: every test gets its own real store.
+
+``db`` runs each test on both backends: a SQLite file under ``tmp_path`` and a
+throwaway schema on a real PostgreSQL server (``ORCHESTRATOR_TEST_POSTGRES_URL``,
+default ``postgresql://postgres@127.0.0.1:5432/postgres``). Without a reachable
+server the PostgreSQL cases skip, unless ``ORCHESTRATOR_REQUIRE_POSTGRES=1``
+(as in CI) makes that a failure. ``@pytest.mark.backend("sqlite")`` keeps a
+test to the named backends.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from adw_database import DatabaseManager
 from realistic_session import RecordedSession, record_realistic_session
+
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_URL = os.environ.get(
+    "ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("ORCHESTRATOR_REQUIRE_POSTGRES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here, not in pyproject.toml, so that generated projects have it too.
+    config.addinivalue_line(
+        "markers", "backend(*names): run this test only on the named store backends"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backend")
+        metafunc.parametrize("backend", marker.args if marker else BACKENDS)
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test server's URL; skips (or fails, when required) if it is unusable."""
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except Exception as exc:
+        reason = (
+            f"PostgreSQL tests need a server at {POSTGRES_URL} ({type(exc).__name__}: {exc}); "
+            "start one or set ORCHESTRATOR_TEST_POSTGRES_URL "
+            "(ORCHESTRATOR_REQUIRE_POSTGRES=1 turns this skip into a failure)"
+        )
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def schema_url(server: str, schema: str) -> str:
+    """``server`` with every connection's search_path set to ``schema``."""
+    separator = "&" if urlsplit(server).query else "?"
+    return server + separator + urlencode({"search_path": schema})
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
+    """A URL whose tables live in a new, empty schema, dropped afterwards."""
+    schema = f"adw_test_{uuid.uuid4().hex[:12]}"
+    await _admin(f"CREATE SCHEMA {schema}")
+    try:
+        yield schema_url(postgres_server, schema)
+    finally:
+        await _admin(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture
@@ -16,8 +92,16 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def db(db_path: Path) -> AsyncIterator[DatabaseManager]:
-    async with DatabaseManager(db_path) as manager:
+def store_url(backend: str, db_path: Path, request: pytest.FixtureRequest) -> Any:
+    """Where this test's store lives: the SQLite file, or a PostgreSQL URL."""
+    if backend == "sqlite":
+        return db_path
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def db(store_url: Any) -> AsyncIterator[DatabaseManager]:
+    async with DatabaseManager(store_url) as manager:
         yield manager
 
 

@@ -165,7 +165,7 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[str, str]:
 
 
 async def test_concurrent_reads_under_wal_while_writing(
-    db: DatabaseManager, db_path: Path, agent_id: str
+    db: DatabaseManager, store_url: Any, agent_id: str
 ) -> None:
     seeded = [await log(db, agent_id, f"seed-{i}") for i in range(20)]
     writes = 60
@@ -180,7 +180,7 @@ async def test_concurrent_reads_under_wal_while_writing(
         return await db.get_agent(agent_id=agent_id)
 
     # A second manager on the same file reads as well (as another process would).
-    async with DatabaseManager(db_path) as other:
+    async with DatabaseManager(store_url) as other:
 
         async def read_other() -> list[dict[str, Any]]:
             return await other.get_agent_logs(agent_id=agent_id)
@@ -212,7 +212,7 @@ async def test_concurrent_reads_under_wal_while_writing(
 
 
 async def test_many_tasks_share_one_manager_with_exact_counts(
-    db: DatabaseManager, db_path: Path, agent_id: str
+    db: DatabaseManager, store_url: Any, agent_id: str
 ) -> None:
     tasks, rounds = 50, 4
 
@@ -274,10 +274,14 @@ async def test_many_tasks_share_one_manager_with_exact_counts(
     assert counts["agent_logs"] == total
     assert counts["prompts"] == total
     assert counts["system_logs"] == total
-    with raw_db(db_path) as raw:
-        assert raw.execute("SELECT cost_usd FROM agents").fetchone()[0] == total * 0.25
+    if isinstance(store_url, Path):  # what another connection sees in the file
+        with raw_db(store_url) as raw:
+            assert raw.execute("SELECT cost_usd FROM agents").fetchone()[0] == total * 0.25
 
 
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("spawned", ["sibling_task", "child_of_transaction"])
 @pytest.mark.parametrize("b_uses_transaction", [False, True], ids=["b_plain", "b_transaction"])
 async def test_rollback_is_isolated_from_another_tasks_writes(
@@ -348,6 +352,9 @@ async def test_rollback_is_isolated_from_another_tasks_writes(
     assert agent["cost_usd"] == 0.0  # A's increment was rolled back too
 
 
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 async def test_committed_transaction_and_waiting_task_both_land(
     db: DatabaseManager, agent_id: str
 ) -> None:
@@ -381,6 +388,8 @@ async def test_committed_transaction_and_waiting_task_both_land(
     assert ids["A-1"] < ids["A-2"] < ids["B-1"]
 
 
+# Checks the file's write lock through a raw sqlite3 connection.
+@pytest.mark.backend("sqlite")
 async def test_reads_are_not_blocked_by_another_tasks_open_transaction(
     db: DatabaseManager, db_path: Path, agent_id: str, definition_id: str
 ) -> None:
@@ -548,6 +557,8 @@ FAILED_WRITES = {
 }
 
 
+# Checks the file's write lock through a raw sqlite3 connection.
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("failure", sorted(FAILED_WRITES))
 async def test_failed_write_does_not_hold_the_lock(
     db: DatabaseManager, db_path: Path, agent_id: str, failure: str
@@ -566,6 +577,9 @@ async def test_failed_write_does_not_hold_the_lock(
     assert raw_agent_log_messages(db_path) == ["after", "after, in a transaction"]
 
 
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("while_", ["waiting_in_block", "writing_in_a_loop"])
 async def test_cancelled_transaction_rolls_back_and_releases_the_lock(
     db: DatabaseManager, db_path: Path, agent_id: str, while_: str
@@ -612,6 +626,9 @@ async def test_cancelled_transaction_rolls_back_and_releases_the_lock(
     assert raw_agent_log_messages(db_path) == ["B", "after"]
 
 
+# SQLite has one writer at a time: other tasks' writes queue behind an open
+# transaction. PostgreSQL runs them beside it (test_postgres checks that).
+@pytest.mark.backend("sqlite")
 async def test_cancelled_waiter_does_not_disturb_the_open_transaction(
     db: DatabaseManager, agent_id: str
 ) -> None:
@@ -769,11 +786,11 @@ asyncio.run(main())
 
 
 async def test_several_processes_write_and_add_cost_exactly(
-    db: DatabaseManager, db_path: Path, agent_id: str
+    db: DatabaseManager, store_url: Any, agent_id: str
 ) -> None:
     workers, count = 5, 120
     processes = [
-        await start_python(WRITER_SCRIPT, str(db_path), agent_id, str(worker), str(count))
+        await start_python(WRITER_SCRIPT, str(store_url), agent_id, str(worker), str(count))
         for worker in range(workers)
     ]
     for process in processes:
@@ -801,7 +818,9 @@ async def test_several_processes_write_and_add_cost_exactly(
     agent = await db.get_agent(agent_id=agent_id)
     assert agent is not None
     assert agent["cost_usd"] == expected_cost
-    with raw_db(db_path) as raw:
+    if not isinstance(store_url, Path):
+        return
+    with raw_db(store_url) as raw:
         assert raw.execute("SELECT count(*) FROM agent_logs").fetchone()[0] == workers * count
         assert raw.execute("SELECT cost_usd FROM agents").fetchone()[0] == expected_cost
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -19,6 +19,7 @@ import adw_database
 import adw_db_schema
 import pytest
 from adw_database import DatabaseManager
+from adw_db_sql import COLUMNS
 from orch_database_models import Agent, AgentLog, OrchestratorAgent, Prompt, SystemLog
 from pydantic import BaseModel
 
@@ -40,17 +41,12 @@ TIMESTAMP_COLUMNS = {
 }
 
 
-def schema_columns(path: Path, table: str) -> list[str]:
-    with sqlite3.connect(path) as raw:
-        return [row[1] for row in raw.execute(f"PRAGMA table_info({table})")]
-
-
-def check_row(path: Path, table: str, row: dict[str, Any] | None) -> dict[str, Any]:
+def check_row(table: str, row: dict[str, Any] | None) -> dict[str, Any]:
     """The row exists, holds exactly the table's columns, validates against the
     row model of its table and writes every timestamp in the one fixed format."""
     assert row is not None
     assert type(row) is dict
-    assert list(row) == schema_columns(path, table)
+    assert list(row) == list(COLUMNS[table])  # checked against both schema files
     ROW_MODELS[table].model_validate(row)
     for column in TIMESTAMP_COLUMNS[table]:
         if row[column] is not None:
@@ -92,9 +88,7 @@ async def test_create_and_get_orchestrator_agent(db: DatabaseManager, db_path: P
 
     assert str(uuid.UUID(new_id)) == new_id
     assert uuid.UUID(new_id).version == 4
-    row = check_row(
-        db_path, "orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id)
-    )
+    row = check_row("orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id))
     assert row == {
         "id": new_id,
         "name": "reviewer",
@@ -112,9 +106,7 @@ async def test_create_orchestrator_agent_optional_fields_default_to_none(
     db: DatabaseManager, db_path: Path
 ) -> None:
     new_id = await db.create_orchestrator_agent(name="util", description=None, agent_type="utility")
-    row = check_row(
-        db_path, "orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id)
-    )
+    row = check_row("orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id))
     assert row["description"] is None
     assert row["capabilities"] is None
     assert row["default_model"] is None
@@ -134,7 +126,7 @@ async def test_list_orchestrator_agents_newest_first(db: DatabaseManager, db_pat
     rows = await db.list_orchestrator_agents()
     assert ids(rows) == created[::-1]
     for row in rows:
-        check_row(db_path, "orchestrator_agents", row)
+        check_row("orchestrator_agents", row)
 
 
 async def test_list_orchestrator_agents_limit_and_offset(db: DatabaseManager) -> None:
@@ -170,9 +162,7 @@ async def test_update_orchestrator_agent(db: DatabaseManager, db_path: Path) -> 
         capabilities="plan, delegate",
         default_model="claude-haiku",
     )
-    row = check_row(
-        db_path, "orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id)
-    )
+    row = check_row("orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id))
     assert row["name"] == "new"
     assert row["description"] is None
     assert row["agent_type"] == "orchestrator"
@@ -245,7 +235,7 @@ async def test_create_and_get_agent_defaults(
     )
     after = datetime.now(UTC)
     assert uuid.UUID(new_id).version == 4
-    row = check_row(db_path, "agents", await db.get_agent(agent_id=new_id))
+    row = check_row("agents", await db.get_agent(agent_id=new_id))
     assert row == {
         "id": new_id,
         "orchestrator_agent_id": definition_id,
@@ -274,7 +264,7 @@ async def test_create_agent_with_every_parameter(
         context={"issue": 14, "labels": ["bug"]},
         config={"model": "claude-sonnet", "temperature": 0.2},
     )
-    row = check_row(db_path, "agents", await db.get_agent(agent_id=new_id))
+    row = check_row("agents", await db.get_agent(agent_id=new_id))
     assert row["parent_agent_id"] == agent_id
     assert row["status"] == "planning"
     assert row["context"] == {"issue": 14, "labels": ["bug"]}
@@ -295,7 +285,7 @@ async def test_list_agents_newest_first_with_limit_and_offset(
     rows = await db.list_agents()
     assert ids(rows) == newest_first
     for row in rows:
-        check_row(db_path, "agents", row)
+        check_row("agents", row)
     assert ids(await db.list_agents(limit=3)) == newest_first[:3]
     assert ids(await db.list_agents(limit=3, offset=2)) == newest_first[2:5]
     assert ids(await db.list_agents(offset=5)) == newest_first[5:]
@@ -346,7 +336,7 @@ async def test_update_agent_every_field(db: DatabaseManager, db_path: Path, agen
         context={"step": 3},
         config={"retries": 2},
     )
-    row = check_row(db_path, "agents", await db.get_agent(agent_id=agent_id))
+    row = check_row("agents", await db.get_agent(agent_id=agent_id))
     assert row["status"] == "failed"
     assert row["completed_at"] == "2026-03-01T10:30:15.123456+00:00"
     assert row["cost_usd"] == 1.5
@@ -367,7 +357,7 @@ async def test_update_agent_nullable_fields_can_be_cleared(
     assert await db.update_agent(
         agent_id=new_id, error_message=None, completed_at=None, context=None, config=None
     )
-    row = check_row(db_path, "agents", await db.get_agent(agent_id=new_id))
+    row = check_row("agents", await db.get_agent(agent_id=new_id))
     assert row["error_message"] is None
     assert row["completed_at"] is None
     assert row["context"] is None
@@ -464,7 +454,7 @@ async def test_create_and_get_prompt_defaults(
     prompt_id = await db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text="Plan it")
     after = datetime.now(UTC)
     assert uuid.UUID(prompt_id).version == 4
-    row = check_row(db_path, "prompts", await db.get_prompt(prompt_id=prompt_id))
+    row = check_row("prompts", await db.get_prompt(prompt_id=prompt_id))
     assert row == {
         "id": prompt_id,
         "agent_id": agent_id,
@@ -496,7 +486,7 @@ async def test_create_prompt_with_every_parameter(
         status="streaming",
         model_used="claude-haiku",
     )
-    row = check_row(db_path, "prompts", await db.get_prompt(prompt_id=prompt_id))
+    row = check_row("prompts", await db.get_prompt(prompt_id=prompt_id))
     assert row["prompt_type"] == "tool_call"
     assert row["prompt_name"] == "/test"
     assert row["status"] == "streaming"
@@ -521,7 +511,7 @@ async def test_update_prompt_every_field(db: DatabaseManager, db_path: Path, age
         completed_at="2026-02-01T08:00:00.000001+00:00",
         error_message="warning only",
     )
-    row = check_row(db_path, "prompts", await db.get_prompt(prompt_id=prompt_id))
+    row = check_row("prompts", await db.get_prompt(prompt_id=prompt_id))
     assert row["response_text"] == "done: ✓"
     assert row["status"] == "completed"
     assert row["model_used"] == "claude-sonnet"
@@ -547,7 +537,7 @@ async def test_update_prompt_accepts_zero_and_clears_nullable_fields(
         response_text=None,
         model_used=None,
     )
-    row = check_row(db_path, "prompts", await db.get_prompt(prompt_id=prompt_id))
+    row = check_row("prompts", await db.get_prompt(prompt_id=prompt_id))
     assert row["latency_ms"] is None
     assert row["response_text"] is None
     assert row["model_used"] is None
@@ -564,7 +554,7 @@ async def test_list_prompts_oldest_first_with_limit_and_offset(
     rows = await db.list_prompts()
     assert ids(rows) == created
     for row in rows:
-        check_row(db_path, "prompts", row)
+        check_row("prompts", row)
     assert ids(await db.list_prompts(agent_id=agent_id)) == created
     assert ids(await db.list_prompts(limit=2)) == created[:2]
     assert ids(await db.list_prompts(agent_id=agent_id, limit=2, offset=3)) == created[3:5]
@@ -625,7 +615,7 @@ async def test_create_and_get_agent_logs(db: DatabaseManager, db_path: Path, age
     rows = await db.get_agent_logs(agent_id=agent_id)
     assert ids(rows) == [first, second]
     for row in rows:
-        check_row(db_path, "agent_logs", row)
+        check_row("agent_logs", row)
     assert rows[0] == {
         "id": first,
         "agent_id": agent_id,
@@ -706,7 +696,7 @@ async def test_list_recent_agent_logs_newest_first(
     rows = await db.list_recent_agent_logs()
     assert ids(rows) == created[::-1]
     for row in rows:
-        check_row(db_path, "agent_logs", row)
+        check_row("agent_logs", row)
     assert ids(await db.list_recent_agent_logs(limit=3)) == created[::-1][:3]
     assert ids(await db.list_recent_agent_logs(limit=1)) == [created[-1]]
 
@@ -743,7 +733,7 @@ async def test_create_and_get_system_logs(db: DatabaseManager, db_path: Path) ->
     rows = await db.get_system_logs()
     assert ids(rows) == [first, second]
     for row in rows:
-        check_row(db_path, "system_logs", row)
+        check_row("system_logs", row)
     assert rows[0] == {
         "id": first,
         "log_level": "WARNING",
@@ -940,7 +930,7 @@ async def test_deleting_a_parent_agent_keeps_children_without_parent(
         orchestrator_agent_id=definition_id, session_id="s", parent_agent_id=child
     )
     assert await db.delete_agent(agent_id=agent_id)
-    child_row = check_row(db_path, "agents", await db.get_agent(agent_id=child))
+    child_row = check_row("agents", await db.get_agent(agent_id=child))
     assert child_row["parent_agent_id"] is None
     grandchild_row = await db.get_agent(agent_id=grandchild)
     assert grandchild_row is not None
@@ -950,6 +940,7 @@ async def test_deleting_a_parent_agent_keeps_children_without_parent(
 # --- retention -------------------------------------------------------------------
 
 
+@pytest.mark.backend("sqlite")  # reads or writes the file through raw sqlite3
 async def test_cleanup_old_logs_deletes_by_age(
     db: DatabaseManager, db_path: Path, agent_id: str
 ) -> None:
@@ -999,6 +990,7 @@ async def test_cleanup_old_logs_deletes_by_age(
     )
 
 
+@pytest.mark.backend("sqlite")  # reads or writes the file through raw sqlite3
 async def test_cleanup_old_logs_returns_total_over_both_tables(
     db: DatabaseManager, db_path: Path, agent_id: str
 ) -> None:
@@ -1023,6 +1015,7 @@ async def test_cleanup_old_logs_returns_total_over_both_tables(
     assert counts["system_logs"] == 0
 
 
+@pytest.mark.backend("sqlite")  # reads or writes the file through raw sqlite3
 async def test_cleanup_old_logs_inside_a_failed_transaction_deletes_nothing(
     db: DatabaseManager, db_path: Path, agent_id: str
 ) -> None:
@@ -1040,6 +1033,27 @@ async def test_cleanup_old_logs_inside_a_failed_transaction_deletes_nothing(
             raise RuntimeError("undo")
     assert [row["message"] for row in await db.get_system_logs()] == ["old"]
     assert await db.cleanup_old_logs(days=1) == 1
+    assert await db.get_system_logs() == []
+
+
+async def test_cleanup_old_logs_by_age_through_the_api(
+    db: DatabaseManager, agent_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Old rows written through the store itself (its clock set back), so this
+    runs on every backend."""
+    monkeypatch.setattr(adw_database, "utc_now", lambda: iso_ago(days=40))
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="old"
+    )
+    await db.create_system_log(log_level="INFO", component="c", message="old")
+    monkeypatch.undo()
+    await db.create_agent_log(
+        agent_id=agent_id, log_level="INFO", log_type="milestone", message="new"
+    )
+
+    assert await db.count_old_logs(days=30) == {"agent_logs": 1, "system_logs": 1}
+    assert await db.cleanup_old_logs(days=30) == 2
+    assert [row["message"] for row in await db.get_agent_logs(agent_id=agent_id)] == ["new"]
     assert await db.get_system_logs() == []
 
 
@@ -1077,6 +1091,7 @@ async def test_count_rows(db: DatabaseManager, agent_id: str) -> None:
     }
 
 
+@pytest.mark.backend("sqlite")  # reads or writes the file through raw sqlite3
 async def test_schema_version(db: DatabaseManager, db_path: Path) -> None:
     version = await db.schema_version()
     assert version == adw_db_schema.LATEST_VERSION
@@ -1235,6 +1250,7 @@ async def test_store_is_usable_after_a_rolled_back_transaction(
     assert row["status"] == "completed"
 
 
+@pytest.mark.backend("sqlite")  # reads or writes the file through raw sqlite3
 async def test_writes_outside_a_transaction_commit_at_once(
     db: DatabaseManager, db_path: Path, definition_id: str
 ) -> None:
@@ -1250,7 +1266,9 @@ async def test_writes_outside_a_transaction_commit_at_once(
 # --- the API's shape ---------------------------------------------------------------
 
 SIGNATURES = {
-    "__init__": "db_path=None, *, schema_path=None, busy_timeout=5.0, synchronous='NORMAL'",
+    "__init__": (
+        "db_path=None, *, schema_path=None, busy_timeout=5.0, synchronous='NORMAL', pool=None"
+    ),
     "connect": "",
     "close": "",
     "transaction": "",

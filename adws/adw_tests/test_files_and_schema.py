@@ -295,6 +295,7 @@ async def test_file_and_parent_folders_are_created_on_first_connect(tmp_path: Pa
     assert user_version(path) == 1
 
 
+@pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_schema_initialisation_creates_tables_and_indexes(db: DatabaseManager) -> None:
     assert await db.schema_version() == 1
     assert await db.count_rows() == dict.fromkeys(
@@ -315,6 +316,7 @@ async def test_schema_initialisation_creates_tables_and_indexes(db: DatabaseMana
     assert table_names(db.db_path) >= TABLES
 
 
+@pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_journal_mode_is_wal_in_the_file(db: DatabaseManager) -> None:
     # journal_mode=WAL is persistent: any connection to the file reports it.
     raw = raw_connect(db.db_path)
@@ -334,6 +336,7 @@ async def test_journal_mode_is_wal_after_close(db_path: Path) -> None:
         raw.close()
 
 
+@pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_foreign_keys_are_enforced(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None
@@ -358,6 +361,7 @@ async def test_busy_timeout_is_set_on_the_connection(
         assert rows[0]["timeout"] == milliseconds
 
 
+@pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_default_busy_timeout_is_five_seconds(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None
@@ -379,6 +383,7 @@ async def test_synchronous_is_set_on_the_connection(
         assert rows[0]["synchronous"] == level
 
 
+@pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_default_synchronous_is_normal(db: DatabaseManager) -> None:
     writer = db._backend._writer
     assert writer is not None

@@ -161,6 +161,7 @@ def test_fresh_database_holds_exactly_the_five_tables(raw: sqlite3.Connection) -
     assert names == set(adw_db_schema.TABLES)
 
 
+@pytest.mark.backend("sqlite")  # reads the columns through raw sqlite3
 @pytest.mark.parametrize("table", adw_db_schema.TABLES)
 async def test_not_null_columns_are_required_by_the_row_model(
     db: DatabaseManager, db_path: Path, agent_id: str, table: str

@@ -70,6 +70,34 @@ def test_another_path_changes_only_the_default_path_line() -> None:
     assert ast.literal_eval(tree.body[0].value) == tricky  # type: ignore[attr-defined]
 
 
+def test_a_database_url_changes_only_the_default_url_line() -> None:
+    url = "postgresql://agents@db.internal:5432/orchestrator"
+    base = ProjectConfig()
+    other = ProjectConfig(database=DatabaseConfig(url=url))
+    changed = {
+        str(entry.target): (default_text, other_text)
+        for (entry, default_text), (_, other_text) in zip(
+            render_registry(base), render_registry(other), strict=True
+        )
+        if default_text != other_text
+    }
+    assert set(changed) == {"adws/adw_modules/adw_database.py"}
+    default_text, other_text = changed.popitem()[1]
+    assert "DEFAULT_DATABASE_URL: str | None = None\n" in default_text
+    assert other_text == default_text.replace(
+        "DEFAULT_DATABASE_URL: str | None = None",
+        f"DEFAULT_DATABASE_URL: str | None = {python_string(url)}",
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://x/y", "postgresql:/missing-slash", "sqlite:///", "sqlite://rel.db", ""]
+)
+def test_a_database_url_must_be_postgresql_or_sqlite(url: str) -> None:
+    with pytest.raises(ValueError, match="url"):
+        DatabaseConfig(url=url)
+
+
 @pytest.mark.parametrize(
     "value", ["orchestrator.db", "it's.db", 'say "hi".db', "back\\slash.db", "émoji 🗄.db"]
 )
@@ -88,6 +116,7 @@ JINJA_HOSTILE = (
     'f"{{literal}}" and "{% not a tag %}" and {# not a comment #}\n'
     "{% raw %}nested{% endraw %} then {%- endraw -%} and {{ '{%' }}\n"
     "DEFAULT_DB_PATH = 'x'\n"
+    "DEFAULT_DATABASE_URL: str | None = 'y'\n"
 )
 
 
@@ -99,7 +128,7 @@ def test_code_with_jinja_syntax_survives_templating(tmp_path: Path, relative: st
     template.write_text(templatize(JINJA_HOSTILE, relative))
     rendered = TemplateRepository(tmp_path).render("t.j2", config=ProjectConfig())
     expected = (
-        JINJA_HOSTILE.replace("'x'", '"orchestrator.db"')
+        JINJA_HOSTILE.replace("'x'", '"orchestrator.db"').replace("'y'", "None")
         if "database" in relative
         else JINJA_HOSTILE
     )

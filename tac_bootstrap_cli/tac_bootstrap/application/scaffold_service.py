@@ -51,7 +51,11 @@ BASE_ONLY = {
 # BEGIN BASE templates (written by scripts/sync_templates.py; do not edit by hand)
 BASE_TEMPLATES = (
     "adws/adw_modules/adw_database.py",
+    "adws/adw_modules/adw_db_backend.py",
+    "adws/adw_modules/adw_db_copy.py",
     "adws/adw_modules/adw_db_errors.py",
+    "adws/adw_modules/adw_db_location.py",
+    "adws/adw_modules/adw_db_postgres.py",
     "adws/adw_modules/adw_db_schema.py",
     "adws/adw_modules/adw_db_sql.py",
     "adws/adw_modules/adw_db_sqlite.py",
@@ -60,6 +64,7 @@ BASE_TEMPLATES = (
     "adws/adw_modules/adw_store_cli_render.py",
     "adws/adw_modules/orch_database_models.py",
     "adws/schema/schema_orchestrator.sql",
+    "adws/schema/schema_orchestrator_postgres.sql",
     "adws/adw_tests/conftest.py",
     "adws/adw_tests/realistic_session.py",
     "adws/adw_tests/test_batch_writes.py",
@@ -72,6 +77,7 @@ BASE_TEMPLATES = (
     "adws/adw_tests/test_group_commit.py",
     "adws/adw_tests/test_models.py",
     "adws/adw_tests/test_module_docs.py",
+    "adws/adw_tests/test_postgres.py",
     "adws/adw_tests/test_processes_under_load.py",
     "adws/adw_tests/test_properties.py",
     "adws/adw_tests/test_reports.py",

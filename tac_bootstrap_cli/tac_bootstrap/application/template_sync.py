@@ -33,9 +33,15 @@ class VariableLine:
 
 
 VARIABLE_LINES = {
-    "adws/adw_modules/adw_database.py": VariableLine(
-        re.compile(r"^DEFAULT_DB_PATH = .*$", re.MULTILINE),
-        "DEFAULT_DB_PATH = {{ config.database.path | python_string }}",
+    "adws/adw_modules/adw_database.py": (
+        VariableLine(
+            re.compile(r"^DEFAULT_DB_PATH = .*$", re.MULTILINE),
+            "DEFAULT_DB_PATH = {{ config.database.path | python_string }}",
+        ),
+        VariableLine(
+            re.compile(r"^DEFAULT_DATABASE_URL: .*$", re.MULTILINE),
+            "DEFAULT_DATABASE_URL: str | None = {{ config.database.url | python_optional_string }}",
+        ),
     ),
 }
 
@@ -65,17 +71,20 @@ def base_files(project_root: Path) -> list[str]:
 
 def templatize(text: str, relative: str) -> str:
     """The template whose rendering with the default config is ``text`` again."""
-    variable = VARIABLE_LINES.get(relative)
-    if variable is None:
-        return _raw(text)
-    matches = list(variable.pattern.finditer(text))
-    if len(matches) != 1:
-        raise ValueError(
-            f"{relative}: expected one line matching {variable.pattern.pattern!r}, "
-            f"found {len(matches)}"
-        )
-    start, end = matches[0].span()
-    return _raw(text[:start]) + variable.template_line + _raw(text[end:])
+    spans = []
+    for variable in VARIABLE_LINES.get(relative, ()):
+        matches = list(variable.pattern.finditer(text))
+        if len(matches) != 1:
+            raise ValueError(
+                f"{relative}: expected one line matching {variable.pattern.pattern!r}, "
+                f"found {len(matches)}"
+            )
+        spans.append((*matches[0].span(), variable.template_line))
+    pieces, done = [], 0
+    for start, end, template_line in sorted(spans):
+        pieces += [_raw(text[done:start]), template_line]
+        done = end
+    return "".join(pieces) + _raw(text[done:])
 
 
 def update_registry_source(source: str, paths: list[str]) -> str:

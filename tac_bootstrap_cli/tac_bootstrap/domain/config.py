@@ -11,8 +11,12 @@ __all__ = ["DEFAULT_DB_PATH", "DatabaseConfig", "ProjectConfig"]
 DEFAULT_DB_PATH = "orchestrator.db"
 
 
+DATABASE_URL_SCHEMES = ("postgresql://", "postgres://", "sqlite:///")
+
+
 class DatabaseConfig(BaseModel):
-    """Where the generated store keeps its SQLite file."""
+    """Where the generated store keeps its data: a SQLite file (``path``) by
+    default, or the database ``url`` names (PostgreSQL or a SQLite file)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -38,6 +42,24 @@ class DatabaseConfig(BaseModel):
                 raise ValueError("must be relative to the project root, not absolute")
             if ".." in path.parts:
                 raise ValueError("must stay inside the project (no '..')")
+        return value
+
+    url: str | None = Field(
+        default=None,
+        description="postgresql://user@host:5432/db or sqlite:///file.db; replaces path",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _a_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if any(ord(char) < 32 or ord(char) == 127 for char in value):
+            raise ValueError("must not contain control characters")
+        if not value.lower().startswith(DATABASE_URL_SCHEMES):
+            raise ValueError("must be a postgresql:// (or postgres://) or sqlite:/// URL")
+        if value.lower().startswith("sqlite:///") and not value[len("sqlite:///") :].strip():
+            raise ValueError("must name a file after sqlite:///")
         return value
 
 

@@ -48,7 +48,9 @@ def parse_config(text: str, *, source: str) -> ProjectConfig:
 
 
 def dump_config(config: ProjectConfig) -> str:
-    body = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    # Unset optional values (database.url) are left out rather than written as null.
+    data = config.model_dump(mode="json", exclude_none=True)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return _HEADER + body
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["FILTERS", "gitignore_path", "python_string"]
+__all__ = ["FILTERS", "gitignore_path", "python_optional_string", "python_string"]
 
 
 def python_string(value: str) -> str:
@@ -19,6 +19,11 @@ def python_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def python_optional_string(value: str | None) -> str:
+    """``None``, or a string literal as ``python_string`` writes it."""
+    return "None" if value is None else python_string(value)
+
+
 _GITIGNORE_SPECIAL = re.compile(r"([\\*?\[\]!#])")
 
 
@@ -30,4 +35,8 @@ def gitignore_path(value: str) -> str:
     return "/" + escaped
 
 
-FILTERS = {"python_string": python_string, "gitignore_path": gitignore_path}
+FILTERS = {
+    "python_string": python_string,
+    "python_optional_string": python_optional_string,
+    "gitignore_path": gitignore_path,
+}

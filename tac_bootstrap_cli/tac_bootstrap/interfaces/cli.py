@@ -141,7 +141,8 @@ def _demo_in(directory: Path) -> int:
     script = Path("adws", "adw_modules", "adw_database.py")
     out.print(f"\n$ python {script} --demo   [dim](in {escape(str(directory))})[/dim]")
     # The demo must write the demo project's database, not one the user pointed to.
-    env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_DB_PATH"}
+    chosen = ("ORCHESTRATOR_DB_PATH", "ORCHESTRATOR_DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
     done = subprocess.run(
         [sys.executable, str(script), "--demo"],
         cwd=directory,

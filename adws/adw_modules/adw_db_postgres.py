@@ -1,0 +1,443 @@
+"""The PostgreSQL backend: an asyncpg pool behind the SQLite backend's interface.
+
+How the store's contract maps onto PostgreSQL
+* A write outside ``transaction()`` is one statement on a pool connection, in
+  autocommit: it commits before it returns.
+* ``transaction()`` takes one pool connection for the block and records the
+  task that opened it (a ``ContextVar`` copied into child tasks is not enough
+  to join). Nested blocks are savepoints. Inside a block every statement runs
+  in its own savepoint, so a refused statement leaves the block usable, as on
+  SQLite (PostgreSQL would otherwise abort the whole transaction).
+* Other tasks use other pool connections: MVCC never makes their reads wait for
+  an open transaction. ``add_agent_cost`` is one ``UPDATE ... SET x = x + $1``,
+  atomic under the row lock.
+* Values come back exactly as SQLite's do, through codecs set in the pool's
+  ``init`` on every connection: UUIDs as canonical text, TIMESTAMPTZ as the
+  store's fixed format (``2026-01-31T12:00:00.000000+00:00``), JSONB as JSON
+  text (the manager encodes and decodes JSON, the same way for both backends),
+  NUMERIC (which only ``sum()`` over integer columns produces) as ``int``.
+* Driver exceptions are translated once, by ``_translate``; a lost connection
+  (server restart, ``pg_terminate_backend``) is a ``DatabaseError`` on the
+  call it broke; the pool discards that connection and opens a new one for the
+  next call.
+* The schema version is the one row of ``adw_schema_version``. ``open()``
+  migrates under ``pg_advisory_xact_lock``, so many processes connecting at
+  once migrate exactly once, and refuses a newer database without writing to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from adw_db_backend import Row, WriteResult
+from adw_db_errors import DatabaseError, IntegrityError, SchemaError
+from adw_db_location import PoolSettings, redact_url
+from adw_db_schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
+from adw_db_sql import POSTGRES, Dialect
+from orch_database_models import format_timestamp
+
+__all__ = ["PostgresBackend"]
+
+logger = logging.getLogger(__name__)
+
+# Any 64-bit number works as long as every process uses the same one.
+MIGRATION_LOCK = 0x6164775F73746F72  # "adw_stor"
+VERSION_TABLE = "adw_schema_version"
+
+# The driver's exceptions that the store translates (a timeout is an OSError).
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+# The one table that maps refused writes to IntegrityError.constraint (as on SQLite).
+CONSTRAINT_KINDS: tuple[tuple[type[Exception], str], ...] = (
+    (asyncpg.UniqueViolationError, "unique"),
+    (asyncpg.ForeignKeyViolationError, "foreign_key"),
+    (asyncpg.CheckViolationError, "check"),
+    (asyncpg.NotNullViolationError, "not_null"),
+    (asyncpg.IntegrityConstraintViolationError, "constraint"),
+)
+# Faults that mean the connection or the server went away.
+CONNECTION_LOST: tuple[type[Exception], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,
+)
+
+
+@dataclass
+class _Transaction:
+    backend: PostgresBackend
+    task: asyncio.Task[Any] | None
+    connection: Any  # asyncpg.Connection
+
+
+_current_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+    "adw_postgres_transaction", default=None
+)
+
+
+# --- codecs: the store's value formats --------------------------------------------
+
+
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _timestamp_out(text: str) -> str:
+    return format_timestamp(datetime.fromisoformat(text))
+
+
+def _json_in(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("JSON columns take JSON text (the manager encodes values)")
+    return value
+
+
+def _sum_out(text: str) -> int | float:
+    number = Decimal(text)
+    return int(number) if number == number.to_integral_value() else float(number)
+
+
+async def _set_codecs(connection: Any) -> None:
+    """The pool's ``init``: run once on every new connection."""
+    for type_name, encoder, decoder in (
+        ("uuid", _text, str),
+        ("timestamptz", _text, _timestamp_out),
+        ("jsonb", _json_in, str),
+        ("numeric", _text, _sum_out),
+    ):
+        await connection.set_type_codec(
+            type_name, encoder=encoder, decoder=decoder, schema="pg_catalog", format="text"
+        )
+
+
+def _rowcount(status: str) -> int:
+    """``UPDATE 3``, ``DELETE 0``, ``INSERT 0 1`` -> the number of rows."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+class PostgresBackend:
+    dialect: Dialect = POSTGRES
+
+    def __init__(self, url: str, *, schema_path: Path, pool: PoolSettings) -> None:
+        self.url = url
+        self.schema_path = schema_path
+        self.settings = pool
+        self.location = redact_url(url)
+        self._pool: Any = None  # asyncpg.Pool once open
+
+    # --- lifecycle -------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._pool is not None
+
+    async def open(self) -> None:
+        """Start the pool and bring the schema up to date; on failure, close
+        everything opened."""
+        settings = self.settings
+        try:
+            pool = await asyncpg.create_pool(
+                self.url,
+                min_size=settings.min_size,
+                max_size=settings.max_size,
+                timeout=settings.connect_timeout,
+                command_timeout=settings.command_timeout,
+                max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
+                statement_cache_size=settings.statement_cache_size,
+                init=_set_codecs,
+                server_settings={"application_name": "adw_orchestrator_store"},
+            )
+        except DRIVER_ERRORS as exc:
+            error = DatabaseError(f"cannot connect to {self.location}: {exc}")
+            logger.error("%s", error)
+            raise error from exc
+        try:
+            async with pool.acquire(timeout=settings.acquire_timeout) as connection:
+                await self._migrate(connection)
+        except BaseException as exc:
+            pool.terminate()
+            if isinstance(exc, DRIVER_ERRORS):
+                raise self._translate(exc, "(database)", "open") from exc
+            if isinstance(exc, DatabaseError):
+                logger.error("%s", exc)
+            raise
+        self._pool = pool
+        logger.debug("opened %s (schema version %s)", self.location, LATEST_VERSION)
+
+    async def close(self) -> None:
+        if self._owned_transaction() is not None:
+            raise DatabaseError("close() called inside transaction(): leave the block first")
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout=self.settings.acquire_timeout)
+        except (TimeoutError, *DRIVER_ERRORS):
+            logger.exception("%s: the pool did not close cleanly; terminating it", self.location)
+            pool.terminate()
+        logger.debug("closed %s", self.location)
+
+    async def _read_version(self, connection: Any) -> int:
+        exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", VERSION_TABLE)
+        if not exists:
+            return 0
+        version = await connection.fetchval(f"SELECT version FROM {VERSION_TABLE}")
+        return int(version or 0)
+
+    async def _migrate(self, connection: Any) -> None:
+        """Refuse a newer database untouched; upgrade an older one under an
+        advisory lock (the first process migrates, the others find it done)."""
+        version = await self._read_version(connection)
+        if version == LATEST_VERSION:
+            return
+        if version < LATEST_VERSION:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                version = await self._read_version(connection)  # another process may have won
+                if version < LATEST_VERSION:
+                    await self._upgrade(connection, version)
+                    return
+        if version > LATEST_VERSION:
+            raise SchemaError(
+                f"{self.location} was written by schema version {version}, newer than this "
+                f"store's version {LATEST_VERSION}: upgrade the store to open it "
+                "(the database was left untouched)"
+            )
+
+    async def _upgrade(self, connection: Any, version: int) -> None:
+        script = postgres_script_to_upgrade(version, self.schema_path)
+        try:
+            await connection.execute(script)
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                raise
+            raise SchemaError(f"invalid schema file {self.schema_path}: {exc}") from exc
+        present = {
+            row["tablename"]
+            for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        }
+        missing = sorted(set(TABLES) - present)
+        if missing:
+            raise SchemaError(
+                f"invalid schema file {self.schema_path}: it does not create {', '.join(missing)}"
+            )
+        await connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} ("
+            " one_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one_row),"
+            " version INTEGER NOT NULL)"
+        )
+        await connection.execute(
+            f"INSERT INTO {VERSION_TABLE} (version) VALUES ($1)"
+            " ON CONFLICT (one_row) DO UPDATE SET version = EXCLUDED.version",
+            LATEST_VERSION,
+        )
+        logger.info("%s: schema upgraded from %s to %s", self.location, version, LATEST_VERSION)
+
+    # --- statements ------------------------------------------------------------
+
+    def _require_pool(self) -> Any:
+        if self._pool is None:
+            raise DatabaseError(
+                "the store is not connected: call `await db.connect()` first, "
+                "or use `async with DatabaseManager(...) as db:`"
+            )
+        return self._pool
+
+    def _owned_transaction(self) -> _Transaction | None:
+        transaction = _current_transaction.get()
+        if transaction is None or transaction.backend is not self:
+            return None
+        if transaction.task is not asyncio.current_task():
+            return None
+        return transaction
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """The owning transaction's connection (each statement in a savepoint),
+        else a pool connection for this one statement."""
+        pool = self._require_pool()
+        owned = self._owned_transaction()
+        if owned is None:
+            async with pool.acquire(timeout=self.settings.acquire_timeout) as connection:
+                yield connection
+            return
+        try:
+            async with owned.connection.transaction():
+                yield owned.connection
+        except asyncpg.InternalClientError as exc:
+            # What the driver raises when the server dropped the connection
+            # between two statements of a transaction: report it as lost.
+            if owned.connection.is_closed():
+                raise asyncpg.ConnectionDoesNotExistError("the connection was closed") from exc
+            raise
+
+    async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteResult:
+        """Run one write statement; it commits at once unless this task is
+        inside ``transaction()``. An INSERT ending in the dialect's
+        ``RETURNING id`` reports the new id as ``lastrowid``."""
+        try:
+            async with self._connection() as connection:
+                if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
+                    new_id = await connection.fetchval(sql, *params)
+                    return WriteResult(1, int(new_id))
+                status = await connection.execute(sql, *params)
+                return WriteResult(_rowcount(status), None)
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, table, "write") from exc
+
+    async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
+        try:
+            async with self._connection() as connection:
+                records = await connection.fetch(sql, *params)
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, table, "read") from exc
+        return [dict(record) for record in records]
+
+    async def execute_many(
+        self, sql: str, param_rows: Sequence[Sequence[Any]], *, table: str
+    ) -> None:
+        """Run one statement for each parameter row, in one round trip per
+        batch (moving data in bulk); joins this task's transaction, if any."""
+        try:
+            async with self._connection() as connection:
+                await connection.executemany(sql, param_rows)
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, table, "bulk write") from exc
+
+    async def insert_many(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
+    ) -> list[int]:
+        """Insert every row or none, in one transaction; the new ids (``sql``
+        ends in ``RETURNING id``) in input order. One round trip per row: this
+        is the store's batch API, not the bulk copy (see ``execute_many``)."""
+        ids: list[int] = []
+        try:
+            async with self.transaction(), self._connection() as connection:
+                for row in rows:
+                    ids.append(int(await connection.fetchval(sql, *row)))
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, table, "write") from exc
+        return ids
+
+    async def schema_version(self) -> int:
+        rows = await self.fetch_all(f"SELECT version FROM {VERSION_TABLE}", (), table="(database)")
+        return int(rows[0]["version"])
+
+    async def checkpoint(self) -> dict[str, int]:
+        """Nothing to do: the server manages its own write-ahead log, and space
+        freed by deletes is reused by later writes (autovacuum). Returns the
+        SQLite backend's keys, all zero, so reports read the same."""
+        self._require_pool()
+        if self._owned_transaction() is not None:
+            raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
+        return {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
+
+    async def storage(self) -> dict[str, int]:
+        """The store's tables on disk (with their indexes and TOAST) as
+        ``file_bytes``; ``wal_bytes`` and ``freelist_count`` are 0 (the server's
+        WAL is shared by every database; free space is the server's business)."""
+        sizes = " + ".join(f"pg_total_relation_size('{table}')" for table in TABLES)
+        rows = await self.fetch_all(
+            f"SELECT ({sizes})::bigint AS file_bytes,"
+            " current_setting('block_size')::int AS page_size",
+            (),
+            table="(database)",
+        )
+        file_bytes, page_size = int(rows[0]["file_bytes"]), int(rows[0]["page_size"])
+        return {
+            "page_size": page_size,
+            "page_count": file_bytes // page_size,
+            "freelist_count": 0,
+            "file_bytes": file_bytes,
+            "wal_bytes": 0,
+        }
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        pool = self._require_pool()
+        current = self._owned_transaction()
+        if current is not None:
+            try:
+                async with current.connection.transaction():  # a savepoint
+                    yield
+            except DRIVER_ERRORS as exc:
+                raise self._translate(exc, "(transaction)", "savepoint") from exc
+            return
+        try:
+            connection = await pool.acquire(timeout=self.settings.acquire_timeout)
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, "(transaction)", "begin") from exc
+        try:
+            block = connection.transaction()
+            try:
+                await block.start()
+            except DRIVER_ERRORS as exc:
+                raise self._translate(exc, "(transaction)", "begin") from exc
+            token = _current_transaction.set(_Transaction(self, asyncio.current_task(), connection))
+            try:
+                yield
+            except BaseException:
+                await self._rollback(block)
+                raise
+            finally:
+                _current_transaction.reset(token)
+            try:
+                await block.commit()
+            except DRIVER_ERRORS as exc:
+                raise self._translate(exc, "(transaction)", "commit") from exc
+        finally:
+            await asyncio.shield(pool.release(connection))
+
+    async def _rollback(self, block: Any) -> None:
+        """Undo, even if the caller is being cancelled; a lost connection has
+        nothing left to undo (the server rolled back when it went away)."""
+        try:
+            await asyncio.shield(block.rollback())
+        except DRIVER_ERRORS:
+            logger.exception("%s: ROLLBACK failed", self.location)
+
+    # --- errors ----------------------------------------------------------------
+
+    def _translate(self, exc: BaseException, table: str, action: str) -> DatabaseError:
+        error: DatabaseError
+        kind = next((kind for cls, kind in CONSTRAINT_KINDS if isinstance(exc, cls)), None)
+        if kind is not None:
+            if kind == "unique" and str(getattr(exc, "constraint_name", "")).endswith("_pkey"):
+                kind = "primary_key"
+            detail = getattr(exc, "detail", None)
+            message = f"{table}: {getattr(exc, 'message', exc)}" + (
+                f" ({detail})" if detail else ""
+            )
+            error = IntegrityError(
+                message, table=table, field=getattr(exc, "column_name", None), constraint=kind
+            )
+        elif isinstance(exc, CONNECTION_LOST):
+            error = DatabaseError(
+                f"{table}: {action} failed: the connection to {self.location} was lost "
+                f"({exc}); the next call uses a new connection",
+                table=table,
+            )
+        else:
+            error = DatabaseError(f"{table}: {action} failed: {exc}", table=table)
+        logger.error("%s", error)
+        return error

@@ -1,0 +1,387 @@
+"""What only PostgreSQL has: choosing it by URL, the pool, migrations from many
+processes, lost connections, and copying a SQLite store into it.
+
+The rest of the store's contract runs on PostgreSQL through the ``db`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import adw_database
+import asyncpg
+import pytest
+from adw_database import DatabaseError, DatabaseManager, PoolSettings, SchemaError
+from adw_db_copy import copy_sqlite_to_postgres
+from adw_db_schema import TABLES
+from adw_store_cli import app
+from realistic_session import RecordedSession
+from typer.testing import CliRunner
+
+MODULES_DIR = Path(__file__).resolve().parents[1] / "adw_modules"
+PROCESS_HANG_GUARD = 120.0
+
+
+def run_python(script: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``script`` in a fresh interpreter with the store's modules importable."""
+    paths = [str(MODULES_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(paths)},
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# --- choosing the backend (no server needed) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/store", "postgresql"),
+        ("postgres://postgres@127.0.0.1/store", "postgresql"),
+        ("sqlite:///relative/store.db", "sqlite"),
+        ("plain/path/store.db", "sqlite"),
+    ],
+)
+def test_the_url_selects_the_backend(given: str, expected: str) -> None:
+    assert DatabaseManager(given).backend_name == expected
+
+
+def test_sqlite_urls_name_a_file_relative_or_absolute(tmp_path: Path) -> None:
+    assert DatabaseManager(f"sqlite:///{tmp_path}/a.db").db_path == tmp_path / "a.db"
+    assert DatabaseManager("sqlite:///rel/a.db").db_path == Path("rel/a.db").absolute()
+    with pytest.raises(DatabaseError, match="names no file"):
+        DatabaseManager("sqlite:///")
+    with pytest.raises(DatabaseError, match="unknown database URL scheme"):
+        DatabaseManager("mysql://root:secret@host/db")
+
+
+def test_database_url_env_takes_precedence_over_db_path_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_DB_PATH", str(tmp_path / "file.db"))
+    assert DatabaseManager().db_path == tmp_path / "file.db"
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", "postgresql://u:secret@db.example/store")
+    manager = DatabaseManager()
+    assert manager.backend_name == "postgresql"
+    assert manager.database_url == "postgresql://u:secret@db.example/store"
+    assert "secret" not in manager.location
+    assert "secret" not in repr(manager)
+
+
+def test_default_database_url_is_used_when_no_env_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ORCHESTRATOR_DATABASE_URL", raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_DB_PATH", raising=False)
+    monkeypatch.setattr(adw_database, "DEFAULT_DATABASE_URL", "postgresql://u@h/configured")
+    assert DatabaseManager().database_url == "postgresql://u@h/configured"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"min_size": 0},
+        {"min_size": 5, "max_size": 2},
+        {"command_timeout": -1},
+        {"statement_cache_size": True},
+        {"max_size": 2.5},
+    ],
+)
+def test_bad_pool_settings_are_refused(settings: dict[str, Any]) -> None:
+    with pytest.raises(DatabaseError, match="pool"):
+        PoolSettings(**settings)
+
+
+def test_without_asyncpg_sqlite_works_and_postgresql_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    script = """
+import asyncio, sys
+sys.modules["asyncpg"] = None  # as if it were not installed
+from adw_database import DatabaseError, DatabaseManager
+
+async def main() -> None:
+    async with DatabaseManager(sys.argv[1]) as db:
+        await db.create_system_log("INFO", "test", "sqlite needs no asyncpg")
+    try:
+        DatabaseManager("postgresql://postgres@127.0.0.1/store")
+    except DatabaseError as exc:
+        print(exc)
+
+asyncio.run(main())
+"""
+    output = run_python(script, str(tmp_path / "store.db"))
+    assert "pip install asyncpg" in output
+    assert "uv add asyncpg" in output
+
+
+# --- on a real server ------------------------------------------------------------------
+
+
+@pytest.mark.backend("postgresql")
+async def test_rows_have_native_types_in_the_database(
+    db: DatabaseManager, store_url: str, agent_id: str
+) -> None:
+    await db.create_agent_log(agent_id, "INFO", "milestone", "m", {"k": [1, 2]})
+    connection = await asyncpg.connect(store_url)
+    try:
+        types = dict(
+            await connection.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = 'agent_logs' AND table_schema = current_schema()"
+            )
+        )
+        details = await connection.fetchval("SELECT details->'k'->>1 FROM agent_logs")
+    finally:
+        await connection.close()
+    assert types["id"] == "bigint"
+    assert types["agent_id"] == "uuid"
+    assert types["details"] == "jsonb"
+    assert types["created_at"] == "timestamp with time zone"
+    assert details == "2"
+
+
+@pytest.mark.backend("postgresql")
+async def test_statement_cache_can_be_off_for_pgbouncer(store_url: str) -> None:
+    async with DatabaseManager(store_url, pool=PoolSettings(statement_cache_size=0)) as db:
+        definition = await db.create_orchestrator_agent("p", None, "planner")
+        assert (await db.get_orchestrator_agent(definition) or {})["name"] == "p"
+
+
+@pytest.mark.backend("postgresql")
+async def test_newer_schema_version_is_refused_untouched(store_url: str) -> None:
+    async with DatabaseManager(store_url) as db:
+        await db.create_system_log("INFO", "test", "before")
+    connection = await asyncpg.connect(store_url)
+    try:
+        await connection.execute("UPDATE adw_schema_version SET version = 99")
+        with pytest.raises(SchemaError, match="newer"):
+            await DatabaseManager(store_url).connect()
+        assert await connection.fetchval("SELECT version FROM adw_schema_version") == 99
+        assert await connection.fetchval("SELECT count(*) FROM system_logs") == 1
+    finally:
+        await connection.close()
+
+
+@pytest.mark.backend("postgresql")
+async def test_invalid_schema_file_is_a_schema_error_naming_it(
+    store_url: str, tmp_path: Path
+) -> None:
+    schema = tmp_path / "broken.sql"
+    schema.write_text("CREATE TABLE agents (id UUID PRIMARY KEY;\n")
+    with pytest.raises(SchemaError, match=r"broken\.sql"):
+        await DatabaseManager(store_url, schema_path=schema).connect()
+    schema.write_text("CREATE TABLE agents (id UUID PRIMARY KEY);\n")
+    with pytest.raises(SchemaError, match="does not create"):
+        await DatabaseManager(store_url, schema_path=schema).connect()
+
+
+@pytest.mark.backend("postgresql")
+async def test_unreachable_server_is_a_database_error() -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nowhere"
+    with pytest.raises(DatabaseError, match="cannot connect") as caught:
+        await DatabaseManager(url, pool=PoolSettings(connect_timeout=2)).connect()
+    assert caught.value.__cause__ is not None
+
+
+CONNECTOR_SCRIPT = """
+import asyncio, sys
+from adw_database import DatabaseManager
+
+async def main() -> None:
+    async with DatabaseManager(sys.argv[1]) as db:
+        assert await db.schema_version() == 1
+        await db.create_system_log("INFO", "connector", f"process {sys.argv[2]}")
+    print("done")
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.backend("postgresql")
+async def test_several_processes_connect_and_migrate_once(store_url: str) -> None:
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CONNECTOR_SCRIPT,
+            store_url,
+            str(index),
+            env={**os.environ, "PYTHONPATH": str(MODULES_DIR)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for index in range(6)
+    ]
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(process.communicate() for process in processes)), PROCESS_HANG_GUARD
+    )
+    for process, (stdout, stderr) in zip(processes, outcomes, strict=True):
+        assert process.returncode == 0, stderr.decode()
+        assert stdout.decode().split() == ["done"]
+    async with DatabaseManager(store_url) as db:
+        assert len(await db.get_system_logs(component="connector")) == 6
+        assert await db.schema_version() == 1
+    connection = await asyncpg.connect(store_url)
+    try:
+        assert await connection.fetchval("SELECT count(*) FROM adw_schema_version") == 1
+    finally:
+        await connection.close()
+
+
+async def _terminate_store_connections(server: str) -> int:
+    connection = await asyncpg.connect(server)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'adw_orchestrator_store' AND pid <> pg_backend_pid()"
+            )
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.backend("postgresql")
+async def test_killed_connection_fails_the_call_and_the_pool_recovers(
+    db: DatabaseManager, postgres_server: str, agent_id: str
+) -> None:
+    with pytest.raises(DatabaseError, match="connection") as caught:
+        async with db.transaction():
+            await db.create_agent_log(agent_id, "INFO", "milestone", "lost with its connection")
+            assert await _terminate_store_connections(postgres_server) >= 1
+            await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
+    assert caught.value.__cause__ is not None
+    assert await _terminate_store_connections(postgres_server) >= 1  # idle ones too
+    # A call that picks a killed idle connection before the driver noticed fails
+    # on its own; the pool replaces that connection, and calls succeed again.
+    for attempt in range(2):
+        try:
+            await db.create_agent_log(agent_id, "INFO", "milestone", "after")
+            break
+        except DatabaseError as exc:
+            assert attempt == 0, exc
+    assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
+    assert await db.add_agent_cost(agent_id, 1.5)
+
+
+@pytest.mark.backend("postgresql")
+async def test_another_tasks_writes_commit_while_a_transaction_is_open(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    """Tasks write on their own connections: B commits while A's block is
+    open, and A's rollback takes back only A's writes."""
+    opened, release = asyncio.Event(), asyncio.Event()
+
+    async def task_a() -> None:
+        async with db.transaction():
+            await db.create_agent_log(agent_id, "INFO", "milestone", "A")
+            await db.add_agent_cost(agent_id, 8.0)
+            opened.set()
+            await release.wait()
+            raise RuntimeError("roll A back")
+
+    a = asyncio.create_task(task_a())
+    await opened.wait()
+    await db.create_agent_log(agent_id, "INFO", "milestone", "B")
+    assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["B"]
+    release.set()
+    with pytest.raises(RuntimeError):
+        await a
+    assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["B"]
+    assert (await db.get_agent(agent_id) or {})["cost_usd"] == 0.0
+
+
+# --- copying a SQLite store -------------------------------------------------------------
+
+
+async def _every_row(database: Path | str) -> dict[str, list[dict[str, Any]]]:
+    async with DatabaseManager(database) as db:
+        return {table: [row async for row in db.iter_rows(table)] for table in TABLES}
+
+
+@pytest.mark.backend("postgresql")
+async def test_copy_round_trips_every_row_exactly(
+    recorded: RecordedSession, store_url: str
+) -> None:
+    source = await _every_row(recorded.path)
+    copied = await copy_sqlite_to_postgres(recorded.path, store_url)
+    assert copied == {table: len(rows) for table, rows in source.items()}
+    assert all(copied.values())
+    assert await _every_row(store_url) == source
+    async with DatabaseManager(store_url) as db:
+        # Identities continue after the copied log ids.
+        agent = source["agents"][0]["id"]
+        new_log = await db.create_agent_log(agent, "INFO", "milestone", "after the copy")
+        assert new_log == max(row["id"] for row in source["agent_logs"]) + 1
+        new_system = await db.create_system_log("INFO", "copy", "after the copy")
+        assert new_system == max(row["id"] for row in source["system_logs"]) + 1
+
+
+@pytest.mark.backend("postgresql")
+def test_copy_command_refuses_a_non_empty_target_unless_append(
+    recorded: RecordedSession, postgres_url: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    first = runner.invoke(app, ["copy-to-postgres", str(recorded.path), postgres_url, "--json"])
+    assert first.exit_code == 0, first.output
+    counts = json.loads(first.stdout)
+    assert list(counts) == list(TABLES)
+
+    again = runner.invoke(app, ["copy-to-postgres", str(recorded.path), postgres_url])
+    assert again.exit_code == 1
+    assert "already holds rows" in again.stderr
+
+    # --append adds rows; the same ids again make the whole copy fail and change nothing.
+    clash = runner.invoke(app, ["copy-to-postgres", str(recorded.path), postgres_url, "--append"])
+    assert clash.exit_code == 1
+    assert "duplicate key" in clash.stderr
+    stats = runner.invoke(app, ["--db", postgres_url, "stats", "--json"])
+    assert stats.exit_code == 0, stats.output
+    assert json.loads(stats.stdout)["rows"] == counts
+
+
+@pytest.mark.backend("postgresql")
+def test_copy_command_shows_counts_and_refuses_bad_input(
+    recorded: RecordedSession, postgres_url: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["copy-to-postgres", str(recorded.path), postgres_url], env={"COLUMNS": "120"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "agent_logs" in result.stdout
+    assert "copied" in result.stdout
+    missing = runner.invoke(app, ["copy-to-postgres", str(tmp_path / "none.db"), postgres_url])
+    assert missing.exit_code == 1
+    assert "no database" in missing.stderr
+    wrong = runner.invoke(app, ["copy-to-postgres", str(recorded.path), "mysql://x/y"])
+    assert wrong.exit_code == 1
+    assert "postgresql://" in wrong.stderr
+
+
+@pytest.mark.backend("postgresql")
+async def test_copy_appends_into_a_store_with_other_rows(
+    recorded: RecordedSession, store_url: str
+) -> None:
+    async with DatabaseManager(store_url) as db:
+        await db.create_orchestrator_agent("already-there", None, "utility")
+    with pytest.raises(DatabaseError, match="already holds rows"):
+        await copy_sqlite_to_postgres(recorded.path, store_url)
+    copied = await copy_sqlite_to_postgres(recorded.path, store_url, append=True)
+    async with DatabaseManager(store_url) as db:
+        counts = await db.count_rows()
+    assert counts["orchestrator_agents"] == copied["orchestrator_agents"] + 1
