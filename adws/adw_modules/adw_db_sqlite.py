@@ -136,6 +136,23 @@ def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
+def _bound_wal(wal: Path) -> Callable[[sqlite3.Connection], None]:
+    """After a commit: once the WAL outgrows ``JOURNAL_SIZE_LIMIT``, wait for
+    readers and restart it. Automatic checkpoints never wait, so with several
+    processes always writing they never find a moment to restart the WAL, and
+    it would grow without bound; ``journal_size_limit`` then trims the file."""
+
+    def restart_if_large(connection: sqlite3.Connection) -> None:
+        try:
+            size = wal.stat().st_size
+        except FileNotFoundError:
+            return
+        if size > JOURNAL_SIZE_LIMIT:
+            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    return restart_if_large
+
+
 class SQLiteBackend:
     dialect: Dialect = SQLITE
 
@@ -184,7 +201,11 @@ class SQLiteBackend:
         schema up to date and start the reader connections. On failure,
         everything opened is closed and a file this call created is removed."""
         created = not self.path.exists()
-        writer = WriterThread(f"adw-writer:{self.path.name}", max_queued=MAX_QUEUED_WRITES)
+        writer = WriterThread(
+            f"adw-writer:{self.path.name}",
+            max_queued=MAX_QUEUED_WRITES,
+            after_commit=_bound_wal(Path(f"{self.path}-wal")),
+        )
         try:
             self._refuse_foreign_file()
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -142,8 +142,15 @@ def _closed_error() -> sqlite3.ProgrammingError:
 class WriterThread:
     """Runs jobs on one connection in its own thread; see the module docstring."""
 
-    def __init__(self, name: str, *, max_queued: int = 4096) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_queued: int = 4096,
+        after_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self._name = name
+        self._after_commit = after_commit  # housekeeping, on the thread, after each group
         self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
         self._max_queued = max_queued
         self._has_room = asyncio.Event()
@@ -325,6 +332,11 @@ class WriterThread:
                 self._rollback(connection)
                 outcomes = [(future, None, error or exc) for future, _, error in outcomes]
         self._answer(outcomes)
+        if self._after_commit is not None:
+            try:
+                self._after_commit(connection)
+            except sqlite3.Error:
+                logger.exception("%s: housekeeping after a commit failed", self._name)
         if remaining:
             self._commit_group(remaining)
 

@@ -82,6 +82,7 @@ BASE_TEMPLATES = (
     "adws/adw_tests/test_properties.py",
     "adws/adw_tests/test_reports.py",
     "adws/adw_tests/test_validation.py",
+    "adws/adw_tests/test_wal_housekeeping.py",
 )
 # END BASE templates
 

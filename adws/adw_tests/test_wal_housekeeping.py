@@ -1,0 +1,41 @@
+"""The WAL stays bounded: after a commit that leaves it larger than the
+journal size limit, the writer restarts it, and SQLite trims the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import adw_db_sqlite
+import pytest
+from adw_database import DatabaseManager
+
+LIMIT = 32 * 1024  # bytes; small so that a few commits outgrow it
+
+
+def wal_bytes(db_path: Path) -> int:
+    wal = Path(f"{db_path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def test_wal_is_restarted_once_it_outgrows_the_limit(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(adw_db_sqlite, "JOURNAL_SIZE_LIMIT", LIMIT)
+    sizes = []
+    async with DatabaseManager(db_path) as db:
+        # 200 commits of ~8 KiB each: 1.6 MiB of WAL frames, well under the
+        # 1000-page automatic checkpoint, so only the bound can keep it small.
+        for index in range(200):
+            await db.create_system_log("INFO", "wal", f"entry {index}", {"pad": "x" * 8192})
+            sizes.append(wal_bytes(db_path))
+        assert len(await db.get_system_logs(component="wal")) == 200
+    assert max(sizes) < 8 * LIMIT, f"WAL grew to {max(sizes)} bytes"
+    assert max(sizes) > LIMIT, "the workload must outgrow the limit to test anything"
+
+
+async def test_wal_is_left_alone_below_the_limit(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        for index in range(50):
+            await db.create_system_log("INFO", "wal", f"entry {index}", {"pad": "x" * 1024})
+        # Below the (default, 64 MiB) limit the WAL only grows: no restart was forced.
+        assert wal_bytes(db_path) > 50 * 1024
