@@ -55,6 +55,7 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 READ_CONNECTIONS = 2
 MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers wait (backpressure)
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
+READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
 _BUSY, _LOCKED, _READONLY, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 13, 14, 26
@@ -221,6 +222,9 @@ class SQLiteBackend:
             for _ in range(READ_CONNECTIONS):
                 reader = await self._connect()
                 await reader.execute("PRAGMA query_only = ON")
+                # Reads map the file instead of copying pages through read():
+                # large log tables answer in a fraction of the time.
+                await reader.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
                 self._readers.put_nowait(reader)
         except BaseException as exc:
             await self._close_connections(writer, before_close=None)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import adw_database
+import adw_db_sqlite
 import pytest
 from adw_database import (
     DatabaseError,
@@ -359,6 +360,16 @@ async def test_busy_timeout_is_set_on_the_connection(
         assert writer is not None
         rows = await writer.call(lambda c: c.execute("PRAGMA busy_timeout").fetchall())
         assert rows[0]["timeout"] == milliseconds
+
+
+async def test_readers_are_read_only_and_map_the_file(db_path: Path) -> None:
+    """Reads go through reader connections that cannot write and map the file."""
+    async with DatabaseManager(db_path) as db:
+        backend = db._backend
+        mmap = await backend.fetch_all("PRAGMA mmap_size", (), table="(test)")
+        query_only = await backend.fetch_all("PRAGMA query_only", (), table="(test)")
+    assert mmap == [{"mmap_size": adw_db_sqlite.READER_MMAP_BYTES}]
+    assert query_only == [{"query_only": 1}]
 
 
 @pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
