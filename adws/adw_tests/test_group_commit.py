@@ -30,6 +30,7 @@ async def test_only_the_failing_writes_of_a_group_fail(db: DatabaseManager, agen
     assert sorted(stored) == sorted(f"write {n}" for n in range(200) if n % 5)
 
 
+@pytest.mark.backend("sqlite")  # PostgreSQL runs other tasks' writes beside the block
 async def test_writes_of_other_tasks_wait_for_an_open_transaction(
     db: DatabaseManager, agent_id: str
 ) -> None:

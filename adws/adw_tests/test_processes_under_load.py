@@ -93,6 +93,7 @@ async def read_line(process: asyncio.subprocess.Process) -> str:
     return line.decode().strip()
 
 
+@pytest.mark.backend("sqlite")  # processes share one file; PostgreSQL has test_postgres.py
 async def test_eight_processes_write_logs_and_costs_with_exact_totals(
     db: DatabaseManager, agent_id: str
 ) -> None:
@@ -126,6 +127,7 @@ async def test_eight_processes_write_logs_and_costs_with_exact_totals(
     assert agent["cost_usd"] == PROCESSES * per_process * COST
 
 
+@pytest.mark.backend("sqlite")  # the file must survive the kill
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 async def test_sigkill_mid_stream_keeps_the_file_sound_and_every_acknowledged_write(
     db: DatabaseManager, agent_id: str
