@@ -105,7 +105,7 @@ from types import TracebackType
 from typing import Any, TypeVar, get_args
 
 from adw_db_backend import Backend
-from adw_db_errors import DatabaseError, IntegrityError, SchemaError, ValidationError
+from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
 from adw_db_location import PoolSettings, is_postgres_url, redact_url, sqlite_url_path
 from adw_db_schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH, TABLES
 from adw_db_sql import Condition, SqlBuilder
@@ -368,10 +368,7 @@ class DatabaseManager:
         if not self._backend.is_open:
             if self._closed:
                 raise DatabaseError("the store is closed: call `await db.connect()` to reopen it")
-            raise DatabaseError(
-                "the store is not connected: call `await db.connect()` first, "
-                "or use `async with DatabaseManager(...) as db:`"
-            )
+            raise DatabaseError(NOT_CONNECTED)
 
     async def schema_version(self) -> int:
         self._require_open()

@@ -8,7 +8,19 @@ never need to import sqlite3 or asyncpg to handle a failure. Structured fields
 
 from __future__ import annotations
 
-__all__ = ["DatabaseError", "IntegrityError", "SchemaError", "ValidationError"]
+__all__ = [
+    "NOT_CONNECTED",
+    "DatabaseError",
+    "IntegrityError",
+    "SchemaError",
+    "ValidationError",
+]
+
+# What a call before connect() is told, by the manager and by either backend.
+NOT_CONNECTED = (
+    "the store is not connected: call `await db.connect()` first, "
+    "or use `async with DatabaseManager(...) as db:`"
+)
 
 
 class DatabaseError(Exception):

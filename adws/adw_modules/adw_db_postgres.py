@@ -40,7 +40,7 @@ from typing import Any
 
 import asyncpg
 from adw_db_backend import Row, WriteResult
-from adw_db_errors import DatabaseError, IntegrityError, SchemaError
+from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError
 from adw_db_location import PoolSettings, redact_url
 from adw_db_schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
 from adw_db_sql import POSTGRES, Dialect
@@ -257,10 +257,7 @@ class PostgresBackend:
 
     def _require_pool(self) -> Any:
         if self._pool is None:
-            raise DatabaseError(
-                "the store is not connected: call `await db.connect()` first, "
-                "or use `async with DatabaseManager(...) as db:`"
-            )
+            raise DatabaseError(NOT_CONNECTED)
         return self._pool
 
     def _owned_transaction(self) -> _Transaction | None:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
-from adw_db_errors import DatabaseError, IntegrityError, SchemaError, ValidationError
+from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from adw_db_sql import SQLITE, Dialect
 from adw_db_writer import BUSY_RETRIES, Statement, WriteResult, WriterThread, is_busy, run_statement
@@ -390,10 +390,7 @@ class SQLiteBackend:
 
     def _require_writer(self) -> WriterThread:
         if self._writer is None:
-            raise DatabaseError(
-                "the store is not connected: call `await db.connect()` first, "
-                "or use `async with DatabaseManager(...) as db:`"
-            )
+            raise DatabaseError(NOT_CONNECTED)
         return self._writer
 
     def _owned_transaction(self) -> _Transaction | None:
