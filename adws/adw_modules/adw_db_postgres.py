@@ -28,7 +28,6 @@ How the store's contract maps onto PostgreSQL
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -42,6 +41,7 @@ import asyncpg
 from adw_db_backend import Row, WriteResult
 from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError
 from adw_db_location import PoolSettings, redact_url
+from adw_db_ownership import TaskTransactions
 from adw_db_schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
 from adw_db_sql import POSTGRES, Dialect
 from orch_database_models import format_timestamp
@@ -82,14 +82,10 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
 
 @dataclass
 class _Transaction:
-    backend: PostgresBackend
-    task: asyncio.Task[Any] | None
     connection: Any  # asyncpg.Connection
 
 
-_current_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
-    "adw_postgres_transaction", default=None
-)
+_transactions: TaskTransactions[_Transaction] = TaskTransactions("adw_postgres_transaction")
 
 
 # --- codecs: the store's value formats --------------------------------------------
@@ -261,12 +257,7 @@ class PostgresBackend:
         return self._pool
 
     def _owned_transaction(self) -> _Transaction | None:
-        transaction = _current_transaction.get()
-        if transaction is None or transaction.backend is not self:
-            return None
-        if transaction.task is not asyncio.current_task():
-            return None
-        return transaction
+        return _transactions.owned(self)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -390,14 +381,14 @@ class PostgresBackend:
                 await block.start()
             except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "(transaction)", "begin") from exc
-            token = _current_transaction.set(_Transaction(self, asyncio.current_task(), connection))
+            token = _transactions.enter(self, _Transaction(connection))
             try:
                 yield
             except BaseException:
                 await self._rollback(block)
                 raise
             finally:
-                _current_transaction.reset(token)
+                _transactions.leave(token)
             try:
                 await block.commit()
             except DRIVER_ERRORS as exc:

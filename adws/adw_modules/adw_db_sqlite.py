@@ -29,7 +29,6 @@ How concurrency works
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import random
 import sqlite3
@@ -42,6 +41,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
+from adw_db_ownership import TaskTransactions
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from adw_db_sql import SQLITE, Dialect
 from adw_db_writer import BUSY_RETRIES, Statement, WriteResult, WriterThread, is_busy, run_statement
@@ -73,14 +73,10 @@ Row = dict[str, Any]
 
 @dataclass
 class _Transaction:
-    backend: SQLiteBackend
-    task: asyncio.Task[Any] | None
     savepoints: int = 0
 
 
-_current_transaction: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
-    "adw_current_transaction", default=None
-)
+_transactions: TaskTransactions[_Transaction] = TaskTransactions("adw_sqlite_transaction")
 
 
 def _as_dicts(rows: Sequence[sqlite3.Row]) -> list[Row]:
@@ -394,12 +390,7 @@ class SQLiteBackend:
         return self._writer
 
     def _owned_transaction(self) -> _Transaction | None:
-        transaction = _current_transaction.get()
-        if transaction is None or transaction.backend is not self:
-            return None
-        if transaction.task is not asyncio.current_task():
-            return None
-        return transaction
+        return _transactions.owned(self)
 
     async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteResult:
         """Run one write statement; it commits before this returns unless this
@@ -507,7 +498,7 @@ class SQLiteBackend:
                 await self._retry_busy(lambda: writer.call(_statement("BEGIN IMMEDIATE")))
             except sqlite3.Error as exc:
                 raise self._translate(exc, "(transaction)", "begin") from exc
-            token = _current_transaction.set(_Transaction(self, asyncio.current_task()))
+            token = _transactions.enter(self, _Transaction())
             try:
                 yield
                 try:
@@ -518,7 +509,7 @@ class SQLiteBackend:
                 await self._rollback(writer, "ROLLBACK")
                 raise
             finally:
-                _current_transaction.reset(token)
+                _transactions.leave(token)
 
     @asynccontextmanager
     async def _savepoint(

@@ -55,6 +55,7 @@ BASE_TEMPLATES = (
     "adws/adw_modules/adw_db_copy.py",
     "adws/adw_modules/adw_db_errors.py",
     "adws/adw_modules/adw_db_location.py",
+    "adws/adw_modules/adw_db_ownership.py",
     "adws/adw_modules/adw_db_postgres.py",
     "adws/adw_modules/adw_db_schema.py",
     "adws/adw_modules/adw_db_sql.py",
