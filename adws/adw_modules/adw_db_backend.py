@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from adw_db_sql import Dialect
 
@@ -31,8 +30,7 @@ class WriteOutcome(Protocol):
     def lastrowid(self) -> int | None: ...  # the id the database assigned, if any
 
 
-@dataclass(frozen=True)
-class WriteResult:
+class WriteResult(NamedTuple):  # a tuple: the writer thread makes one per write
     rowcount: int
     lastrowid: int | None
 
