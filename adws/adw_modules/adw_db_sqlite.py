@@ -55,6 +55,7 @@ SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 READ_CONNECTIONS = 2
 MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers wait (backpressure)
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
+WAL_CHECK_SECONDS = 0.02  # how stale the WAL size may be when a commit looks at it
 READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
@@ -137,9 +138,17 @@ def _bound_wal(wal: Path) -> Callable[[sqlite3.Connection], None]:
     """After a commit: once the WAL outgrows ``JOURNAL_SIZE_LIMIT``, wait for
     readers and restart it. Automatic checkpoints never wait, so with several
     processes always writing they never find a moment to restart the WAL, and
-    it would grow without bound; ``journal_size_limit`` then trims the file."""
+    it would grow without bound; ``journal_size_limit`` then trims the file.
+    The size is looked at every ``WAL_CHECK_SECONDS`` at most: a look is a
+    system call, and commits come thousands of times a second."""
+    next_look = 0.0
 
     def restart_if_large(connection: sqlite3.Connection) -> None:
+        nonlocal next_look
+        now = time.monotonic()
+        if now < next_look:
+            return
+        next_look = now + WAL_CHECK_SECONDS
         try:
             size = wal.stat().st_size
         except FileNotFoundError:

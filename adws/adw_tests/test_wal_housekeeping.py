@@ -21,6 +21,7 @@ async def test_wal_is_restarted_once_it_outgrows_the_limit(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(adw_db_sqlite, "JOURNAL_SIZE_LIMIT", LIMIT)
+    monkeypatch.setattr(adw_db_sqlite, "WAL_CHECK_SECONDS", 0.0)  # look after every commit
     sizes = []
     async with DatabaseManager(db_path) as db:
         # 200 commits of ~8 KiB each: 1.6 MiB of WAL frames, well under the
@@ -31,6 +32,20 @@ async def test_wal_is_restarted_once_it_outgrows_the_limit(
         assert len(await db.get_system_logs(component="wal")) == 200
     assert max(sizes) < 8 * LIMIT, f"WAL grew to {max(sizes)} bytes"
     assert max(sizes) > LIMIT, "the workload must outgrow the limit to test anything"
+
+
+async def test_wal_size_is_looked_at_once_per_interval(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking is a system call, so commits within ``WAL_CHECK_SECONDS`` of
+    the last look skip it: with an interval longer than the test, only the
+    first commit looks, and the WAL grows past the limit unchecked."""
+    monkeypatch.setattr(adw_db_sqlite, "JOURNAL_SIZE_LIMIT", LIMIT)
+    monkeypatch.setattr(adw_db_sqlite, "WAL_CHECK_SECONDS", 3600.0)
+    async with DatabaseManager(db_path) as db:
+        for index in range(40):
+            await db.create_system_log("INFO", "wal", f"entry {index}", {"pad": "x" * 8192})
+        assert wal_bytes(db_path) > 8 * LIMIT
 
 
 async def test_wal_is_left_alone_below_the_limit(db_path: Path) -> None:
