@@ -98,7 +98,8 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def utc_now() -> str:
-    return format_timestamp(datetime.now(UTC))
+    # The store's format directly: a UTC datetime prints "+00:00" itself.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _portable_text(value: str) -> str:
