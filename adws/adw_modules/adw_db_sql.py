@@ -78,7 +78,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 GENERATED_IDS = ("agent_logs", "system_logs")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one instance per dialect: compared and hashed by identity
 class Dialect:
     name: str
     placeholder: Callable[[int], str]  # 1-based parameter index -> "?" or "$1"

@@ -277,11 +277,8 @@ class WriterThread:
     def _take_more_writes(self, writes: list[_Write]) -> _Call | None:
         """Add the writes already queued to ``writes``; return the first call
         met on the way (it runs after the group), or the stop sentinel."""
-        while len(writes) < MAX_GROUP:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                return None
+        while len(writes) < MAX_GROUP and not self._jobs.empty():
+            job = self._jobs.get_nowait()  # only this thread takes jobs: one is there
             if job is _STOP:
                 self._jobs.put(_STOP)  # seen again by the loop after the group
                 return None
@@ -401,6 +398,9 @@ class WriterThread:
                 logger.exception("%s: housekeeping after a commit failed", self._name)
 
     def _answer(self, outcomes: list[_Outcome]) -> None:
+        if len(outcomes) == 1:
+            _hand_back(outcomes[0][0].get_loop(), outcomes)
+            return
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for outcome in outcomes:
             by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
