@@ -20,6 +20,8 @@ How the store's contract maps onto PostgreSQL
   (server restart, ``pg_terminate_backend``) is a ``DatabaseError`` on the
   call it broke; the pool discards that connection and opens a new one for the
   next call.
+* Connections are named ``adw_orchestrator_store`` in ``pg_stat_activity``
+  unless the URL names them (``?application_name=...``, as libpq allows).
 * The schema version is the one row of ``adw_schema_version``. ``open()``
   migrates under ``pg_advisory_xact_lock``, so many processes connecting at
   once migrate exactly once, and refuses a newer database without writing to it.
@@ -36,6 +38,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from adw_db_backend import Row, WriteResult
@@ -53,6 +56,7 @@ logger = logging.getLogger(__name__)
 # Any 64-bit number works as long as every process uses the same one.
 MIGRATION_LOCK = 0x6164775F73746F72  # "adw_stor"
 VERSION_TABLE = "adw_schema_version"
+APPLICATION_NAME = "adw_orchestrator_store"  # unless the URL sets application_name
 
 # The driver's exceptions that the store translates (a timeout is an OSError).
 DRIVER_ERRORS = (
@@ -123,6 +127,14 @@ async def _set_codecs(connection: Any) -> None:
         )
 
 
+def _server_settings(url: str) -> dict[str, str]:
+    """Name the connections, unless the URL's own ``application_name`` does
+    (the driver passes the URL's query parameters to the server)."""
+    if "application_name" in parse_qs(urlsplit(url).query):
+        return {}
+    return {"application_name": APPLICATION_NAME}
+
+
 def _rowcount(status: str) -> int:
     """``UPDATE 3``, ``DELETE 0``, ``INSERT 0 1`` -> the number of rows."""
     last = status.rsplit(" ", 1)[-1]
@@ -159,7 +171,7 @@ class PostgresBackend:
                 max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
                 statement_cache_size=settings.statement_cache_size,
                 init=_set_codecs,
-                server_settings={"application_name": "adw_orchestrator_store"},
+                server_settings=_server_settings(self.url),
             )
         except DRIVER_ERRORS as exc:
             error = DatabaseError(f"cannot connect to {self.location}: {exc}")

@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import adw_database
 import asyncpg
@@ -242,13 +244,26 @@ async def test_several_processes_connect_and_migrate_once(store_url: str) -> Non
         await connection.close()
 
 
-async def _terminate_store_connections(server: str) -> int:
+def named(url: str) -> tuple[str, str]:
+    """``url`` with a name of its own for the store's connections, and that
+    name: what lets a test find its store's connections, and no other test's,
+    in ``pg_stat_activity``."""
+    name = f"adw_test_{uuid.uuid4().hex[:12]}"
+    separator = "&" if urlsplit(url).query else "?"
+    return url + separator + urlencode({"application_name": name}), name
+
+
+async def _store_connections(server: str, name: str, *, terminate: bool = False) -> int:
+    """How many connections named ``name`` the server has (terminating them
+    when asked): the connections of the one store opened with that name."""
+    action = "pg_terminate_backend(pid)" if terminate else "pid"
     connection = await asyncpg.connect(server)
     try:
         return int(
             await connection.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'adw_orchestrator_store' AND pid <> pg_backend_pid()"
+                f"SELECT count({action}) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                name,
             )
         )
     finally:
@@ -256,26 +271,42 @@ async def _terminate_store_connections(server: str) -> int:
 
 
 @pytest.mark.backend("postgresql")
-async def test_killed_connection_fails_the_call_and_the_pool_recovers(
-    db: DatabaseManager, postgres_server: str, agent_id: str
+async def test_the_urls_application_name_names_the_stores_connections(
+    store_url: str, postgres_server: str
 ) -> None:
-    with pytest.raises(DatabaseError, match="connection") as caught:
-        async with db.transaction():
-            await db.create_agent_log(agent_id, "INFO", "milestone", "lost with its connection")
-            assert await _terminate_store_connections(postgres_server) >= 1
-            await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
-    assert caught.value.__cause__ is not None
-    assert await _terminate_store_connections(postgres_server) >= 1  # idle ones too
-    # A call that picks a killed idle connection before the driver noticed fails
-    # on its own; the pool replaces that connection, and calls succeed again.
-    for attempt in range(2):
-        try:
-            await db.create_agent_log(agent_id, "INFO", "milestone", "after")
-            break
-        except DatabaseError as exc:
-            assert attempt == 0, exc
-    assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
-    assert await db.add_agent_cost(agent_id, 1.5)
+    url, name = named(store_url)
+    async with DatabaseManager(url, pool=PoolSettings(min_size=2, max_size=2)) as db:
+        await db.create_system_log("INFO", "test", "named")
+        assert await _store_connections(postgres_server, name) == 2
+    assert await _store_connections(postgres_server, name) == 0
+
+
+@pytest.mark.backend("postgresql")
+async def test_killed_connection_fails_the_call_and_the_pool_recovers(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)  # so that only this store's connections are killed
+    async with DatabaseManager(url) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "feature_Tac_14_Task_8")
+        with pytest.raises(DatabaseError, match="connection") as caught:
+            async with db.transaction():
+                await db.create_agent_log(agent_id, "INFO", "milestone", "lost with it")
+                assert await _store_connections(postgres_server, name, terminate=True) >= 1
+                await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
+        assert caught.value.__cause__ is not None
+        # Idle ones too.
+        assert await _store_connections(postgres_server, name, terminate=True) >= 1
+        # A call that picks a killed idle connection before the driver noticed fails
+        # on its own; the pool replaces that connection, and calls succeed again.
+        for attempt in range(2):
+            try:
+                await db.create_agent_log(agent_id, "INFO", "milestone", "after")
+                break
+            except DatabaseError as exc:
+                assert attempt == 0, exc
+        assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
+        assert await db.add_agent_cost(agent_id, 1.5)
 
 
 @pytest.mark.backend("postgresql")
