@@ -327,17 +327,19 @@ class PostgresBackend:
     async def insert_many(
         self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
     ) -> list[int]:
-        """Insert every row or none, in one transaction; the new ids (``sql``
-        ends in ``RETURNING id``) in input order. One round trip per row: this
-        is the store's batch API, not the bulk copy (see ``execute_many``)."""
-        ids: list[int] = []
+        """Insert every row or none; ``sql`` ends in ``RETURNING id``: the new
+        ids, in input order. One pipelined ``fetchmany`` (the driver's
+        ``executemany`` that keeps each row's result) sends every row at once
+        and ends in one sync: outside ``transaction()`` that makes the batch
+        one implicit transaction, committed in one round trip; inside, it runs
+        in a savepoint of the block, like any statement. The identity hands
+        out the ids row after row, as single inserts would."""
         try:
-            async with self.transaction(), self._connection() as connection:
-                for row in rows:
-                    ids.append(int(await connection.fetchval(sql, *row)))
+            async with self._connection() as connection:
+                records = await connection.fetchmany(sql, rows)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
-        return ids
+        return [int(record[0]) for record in records]
 
     async def schema_version(self) -> int:
         rows = await self.fetch_all(f"SELECT version FROM {VERSION_TABLE}", (), table="(database)")
