@@ -2,7 +2,9 @@
 
 How the store's contract maps onto PostgreSQL
 * A write outside ``transaction()`` is one statement on a pool connection, in
-  autocommit: it commits before it returns.
+  autocommit: it commits before it returns. Between statements the backend
+  keeps its connections (``_Connections``): one round trip per statement, as
+  on a bare connection, and no handing back and forth through the pool.
 * ``transaction()`` takes one pool connection for the block and records the
   task that opened it (a ``ContextVar`` copied into child tasks is not enough
   to join). Nested blocks are savepoints. Inside a block every statement runs
@@ -135,10 +137,108 @@ def _server_settings(url: str) -> dict[str, str]:
     return {"application_name": APPLICATION_NAME}
 
 
+async def _nothing_to_reset(connection: Any) -> None:
+    """The pool's ``reset``, run when a connection goes back to the pool (after
+    the pool rolled back a transaction left open). The driver's default sends
+    one more query (``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL``, advisory
+    unlocks); the store changes none of that state, and nobody else gets its
+    connections, so there is nothing to reset."""
+    del connection
+
+
 def _rowcount(status: str) -> int:
     """``UPDATE 3``, ``DELETE 0``, ``INSERT 0 1`` -> the number of rows."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
+
+
+def _reusable(connection: Any) -> bool:
+    """Open, and lent out by the pool: a connection the server dropped goes
+    back to the pool by itself (its methods then raise InterfaceError)."""
+    try:
+        return not connection.is_closed() and not connection.is_in_transaction()
+    except asyncpg.InterfaceError:
+        return False
+
+
+class _Connections:
+    """Lends the pool's connections out, one statement or one ``transaction()``
+    block at a time, and keeps them between two.
+
+    asyncpg's pool opens, initialises and bounds the connections. Giving a
+    connection back to it after every statement costs a task, timers and a few
+    event-loop turns, as much client time as a one-row statement itself; so a
+    connection whose statement or block ended cleanly waits here instead (last
+    in, first out) for the next one. It goes back to the pool when a task is
+    waiting there (the pool hands it on), when the work failed or was
+    cancelled (the pool rolls back, or replaces what was lost), and when the
+    backend closes. One idle here for ``max_inactive_connection_lifetime`` is
+    closed, as the pool does, as long as more than ``min_size`` are open.
+    """
+
+    def __init__(self, pool: Any, settings: PoolSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._idle: list[tuple[Any, float]] = []  # (connection, idle since), oldest first
+        self._waiting = 0  # tasks waiting for the pool
+        self._closed = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def take(self) -> Any:
+        while self._idle:
+            connection, _since = self._idle.pop()
+            if _reusable(connection):
+                return connection
+            await self._pool.release(connection)
+        self._waiting += 1
+        try:
+            return await self._pool.acquire(timeout=self._settings.acquire_timeout)
+        finally:
+            self._waiting -= 1
+
+    async def put_back(self, connection: Any, *, clean: bool) -> None:
+        """``clean``: the statement or block ended without an error."""
+        if clean and not self._waiting and not self._closed and _reusable(connection):
+            loop = asyncio.get_running_loop()
+            self._idle.append((connection, loop.time()))
+            if self._expiry is None and self._settings.max_inactive_connection_lifetime:
+                self._expiry = loop.call_later(
+                    self._settings.max_inactive_connection_lifetime, self._expire
+                )
+            return
+        await asyncio.shield(self._pool.release(connection))
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        lifetime = self._settings.max_inactive_connection_lifetime
+        excess = self._pool.get_size() - self._pool.get_min_size() - len(self._retiring)
+        while self._idle and excess > 0 and loop.time() - self._idle[0][1] >= lifetime:
+            connection, _since = self._idle.pop(0)
+            task = loop.create_task(connection.close(timeout=self._settings.command_timeout))
+            self._retiring.add(task)
+            task.add_done_callback(self._retired)
+            excess -= 1
+        self._expiry = None
+        if self._idle and not self._closed:
+            delay = max(self._idle[0][1] + lifetime - loop.time(), lifetime / 10)
+            self._expiry = loop.call_later(delay, self._expire)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("closing an idle connection failed: %s", task.exception())
+
+    async def close(self) -> None:
+        """Give every idle connection back to the pool, before it closes."""
+        self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        idle, self._idle = self._idle, []
+        for connection, _since in idle:
+            await self._pool.release(connection)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
 class PostgresBackend:
@@ -150,6 +250,7 @@ class PostgresBackend:
         self.settings = pool
         self.location = redact_url(url)
         self._pool: Any = None  # asyncpg.Pool once open
+        self._connections: _Connections | None = None
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -171,6 +272,7 @@ class PostgresBackend:
                 max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
                 statement_cache_size=settings.statement_cache_size,
                 init=_set_codecs,
+                reset=_nothing_to_reset,
                 server_settings=_server_settings(self.url),
             )
         except DRIVER_ERRORS as exc:
@@ -188,15 +290,19 @@ class PostgresBackend:
                 logger.error("%s", exc)
             raise
         self._pool = pool
+        self._connections = _Connections(pool, settings)
         logger.debug("opened %s (schema version %s)", self.location, LATEST_VERSION)
 
     async def close(self) -> None:
         if self._owned_transaction() is not None:
             raise DatabaseError("close() called inside transaction(): leave the block first")
         pool, self._pool = self._pool, None
+        connections, self._connections = self._connections, None
         if pool is None:
             return
         try:
+            if connections is not None:
+                await connections.close()
             await asyncio.wait_for(pool.close(), timeout=self.settings.acquire_timeout)
         except (TimeoutError, *DRIVER_ERRORS):
             logger.exception("%s: the pool did not close cleanly; terminating it", self.location)
@@ -263,10 +369,10 @@ class PostgresBackend:
 
     # --- statements ------------------------------------------------------------
 
-    def _require_pool(self) -> Any:
-        if self._pool is None:
+    def _require_open(self) -> _Connections:
+        if self._connections is None:
             raise DatabaseError(NOT_CONNECTED)
-        return self._pool
+        return self._connections
 
     def _owned_transaction(self) -> _Transaction | None:
         return _transactions.owned(self)
@@ -275,11 +381,16 @@ class PostgresBackend:
     async def _connection(self) -> AsyncIterator[Any]:
         """The owning transaction's connection (each statement in a savepoint),
         else a pool connection for this one statement."""
-        pool = self._require_pool()
+        connections = self._require_open()
         owned = self._owned_transaction()
         if owned is None:
-            async with pool.acquire(timeout=self.settings.acquire_timeout) as connection:
+            connection = await connections.take()
+            clean = False
+            try:
                 yield connection
+                clean = True
+            finally:
+                await connections.put_back(connection, clean=clean)
             return
         try:
             async with owned.connection.transaction():
@@ -349,7 +460,7 @@ class PostgresBackend:
         """Nothing to do: the server manages its own write-ahead log, and space
         freed by deletes is reused by later writes (autovacuum). Returns the
         SQLite backend's keys, all zero, so reports read the same."""
-        self._require_pool()
+        self._require_open()
         if self._owned_transaction() is not None:
             raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
         return {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
@@ -376,7 +487,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        pool = self._require_pool()
+        connections = self._require_open()
         current = self._owned_transaction()
         if current is not None:
             try:
@@ -386,9 +497,10 @@ class PostgresBackend:
                 raise self._translate(exc, "(transaction)", "savepoint") from exc
             return
         try:
-            connection = await pool.acquire(timeout=self.settings.acquire_timeout)
+            connection = await connections.take()
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, "(transaction)", "begin") from exc
+        clean = False
         try:
             block = connection.transaction()
             try:
@@ -407,8 +519,9 @@ class PostgresBackend:
                 await block.commit()
             except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "(transaction)", "commit") from exc
+            clean = True
         finally:
-            await asyncio.shield(pool.release(connection))
+            await connections.put_back(connection, clean=clean)
 
     async def _rollback(self, block: Any) -> None:
         """Undo, even if the caller is being cancelled; a lost connection has

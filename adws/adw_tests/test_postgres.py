@@ -7,6 +7,7 @@ The rest of the store's contract runs on PostgreSQL through the ``db`` fixture.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -307,6 +308,98 @@ async def test_killed_connection_fails_the_call_and_the_pool_recovers(
                 assert attempt == 0, exc
         assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
         assert await db.add_agent_cost(agent_id, 1.5)
+
+
+# --- connections kept between statements --------------------------------------------
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_kept_connection_serves_the_next_block_when_the_pool_has_no_other(
+    store_url: str,
+) -> None:
+    """The backend keeps a connection between statements; with a pool of one,
+    transaction() must get that one rather than wait for the pool."""
+    pool = PoolSettings(min_size=1, max_size=1, acquire_timeout=2.0)
+    async with DatabaseManager(store_url, pool=pool) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        async with db.transaction():
+            agent_id = await db.create_agent(definition_id, "s")
+        await db.create_agent_log(agent_id, "INFO", "milestone", "after the block")
+        assert len(await db.get_agent_logs(agent_id)) == 1
+
+
+@pytest.mark.backend("postgresql")
+async def test_many_tasks_share_a_small_pool_without_waiting_forever(
+    store_url: str, postgres_server: str
+) -> None:
+    """Statements and blocks from more tasks than connections: connections
+    go where tasks wait for them, and never more than max_size are open."""
+    url, name = named(store_url)
+    pool = PoolSettings(min_size=1, max_size=3, acquire_timeout=10.0)
+    async with DatabaseManager(url, pool=pool) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        most = 0
+
+        async def task(number: int) -> None:
+            nonlocal most
+            for step in range(5):
+                if (number + step) % 3 == 0:
+                    async with db.transaction():
+                        await db.create_agent_log(agent_id, "INFO", "milestone", f"{number}")
+                        await db.add_agent_cost(agent_id, 0.5)
+                else:
+                    await db.create_agent_log(agent_id, "INFO", "milestone", f"{number}")
+                    await db.add_agent_cost(agent_id, 0.5)
+            most = max(most, await _store_connections(postgres_server, name))
+
+        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(24))), 60)
+        assert len(await db.get_agent_logs(agent_id)) == 24 * 5
+        assert (await db.get_agent(agent_id) or {})["cost_usd"] == 24 * 5 * 0.5
+        assert 1 <= most <= 3
+
+
+@pytest.mark.backend("postgresql")
+async def test_cancelled_statements_leave_the_store_usable(store_url: str) -> None:
+    async with DatabaseManager(store_url, pool=PoolSettings(max_size=2)) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        for turns in range(12):  # cancelled at different points of the call
+            task = asyncio.create_task(db.create_agent_log(agent_id, "INFO", "milestone", "maybe"))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await db.create_agent_log(agent_id, "INFO", "milestone", f"kept {turns}")
+        messages = [row["message"] for row in await db.get_agent_logs(agent_id)]
+        assert [m for m in messages if m != "maybe"] == [f"kept {n}" for n in range(12)]
+
+
+@pytest.mark.backend("postgresql")
+async def test_idle_connections_close_after_their_lifetime_down_to_min_size(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)
+    pool = PoolSettings(min_size=1, max_size=4, max_inactive_connection_lifetime=0.3)
+    async with DatabaseManager(url, pool=pool) as db:
+        opened = asyncio.Barrier(4)
+
+        async def block(number: int) -> None:
+            async with db.transaction():  # four blocks open at once: four connections
+                await db.create_system_log("INFO", "test", f"block {number}")
+                await opened.wait()
+
+        await asyncio.gather(*(block(n) for n in range(4)))
+        assert await _store_connections(postgres_server, name) == 4
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if await _store_connections(postgres_server, name) == 1:
+                break
+        assert await _store_connections(postgres_server, name) == 1
+        await db.create_system_log("INFO", "test", "after")
+        assert len(await db.get_system_logs(component="test")) == 5
+    assert await _store_connections(postgres_server, name) == 0
 
 
 @pytest.mark.backend("postgresql")
