@@ -30,13 +30,20 @@ SERVER_URL = (
 CONNECT_TIMEOUT = 5.0
 
 
-async def unreachable(server: str) -> str | None:
-    """Why ``server`` cannot be used, or None when it answers."""
+async def unusable(server: str) -> str | None:
+    """Why the benchmark cannot use ``server``, or None when it can."""
     try:
         connection = await asyncpg.connect(server, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         return f"no server at {redact_url(server)}: {type(exc).__name__}: {exc}"
-    await connection.close()
+    try:
+        may_create = await connection.fetchval(
+            "SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"
+        )
+    finally:
+        await connection.close()
+    if not may_create:
+        return f"the role of {redact_url(server)} may not create the benchmark's database"
     return None
 
 

@@ -198,7 +198,7 @@ def _ms(value: float | None) -> str:
 async def run(size: str, folder: Path, full: bool) -> tuple[list[Result], dict[str, Any]]:
     """Every workload; PostgreSQL's too when its server answers. Returns the
     results and what was used of PostgreSQL (or why it was skipped)."""
-    reason = await pg_server.unreachable(pg_server.SERVER_URL)
+    reason = await pg_server.unusable(pg_server.SERVER_URL)
     if reason is not None:
         print(f"PostgreSQL: skipped ({reason})", flush=True)
         return await run_workloads(size, folder, full, None), {"skipped": reason}
