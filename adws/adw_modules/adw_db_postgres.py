@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -54,6 +54,7 @@ from orch_database_models import format_timestamp
 __all__ = ["PostgresBackend"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Any 64-bit number works as long as every process uses the same one.
 MIGRATION_LOCK = 0x6164775F73746F72  # "adw_stor"
@@ -152,11 +153,11 @@ def _rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-def _reusable(connection: Any) -> bool:
-    """Open, and lent out by the pool: a connection the server dropped goes
-    back to the pool by itself (its methods then raise InterfaceError)."""
+def _alive(connection: Any) -> bool:
+    """Open, and still lent out by the pool: a connection the server dropped
+    goes back to the pool by itself (its methods then raise InterfaceError)."""
     try:
-        return not connection.is_closed() and not connection.is_in_transaction()
+        return not connection.is_closed()
     except asyncpg.InterfaceError:
         return False
 
@@ -188,7 +189,7 @@ class _Connections:
     async def take(self) -> Any:
         while self._idle:
             connection, _since = self._idle.pop()
-            if _reusable(connection):
+            if _alive(connection):
                 return connection
             await self._pool.release(connection)
         self._waiting += 1
@@ -199,7 +200,8 @@ class _Connections:
 
     async def put_back(self, connection: Any, *, clean: bool) -> None:
         """``clean``: the statement or block ended without an error."""
-        if clean and not self._waiting and not self._closed and _reusable(connection):
+        reusable = clean and _alive(connection) and not connection.is_in_transaction()
+        if reusable and not self._waiting and not self._closed:
             loop = asyncio.get_running_loop()
             self._idle.append((connection, loop.time()))
             if self._expiry is None and self._settings.max_inactive_connection_lifetime:
@@ -215,7 +217,8 @@ class _Connections:
         excess = self._pool.get_size() - self._pool.get_min_size() - len(self._retiring)
         while self._idle and excess > 0 and loop.time() - self._idle[0][1] >= lifetime:
             connection, _since = self._idle.pop(0)
-            task = loop.create_task(connection.close(timeout=self._settings.command_timeout))
+            closing = connection.close(timeout=self._settings.connect_timeout or None)
+            task = loop.create_task(closing)
             self._retiring.add(task)
             task.add_done_callback(self._retired)
             excess -= 1
@@ -377,28 +380,31 @@ class PostgresBackend:
     def _owned_transaction(self) -> _Transaction | None:
         return _transactions.owned(self)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        """The owning transaction's connection (each statement in a savepoint),
-        else a pool connection for this one statement."""
+    async def _run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """``work`` on a connection: the owning transaction's, in a savepoint
+        of its own, else one lent for this statement alone. (A ``try`` rather
+        than a context manager: it is every statement's path, and cheaper.)"""
         connections = self._require_open()
         owned = self._owned_transaction()
-        if owned is None:
-            connection = await connections.take()
-            clean = False
-            try:
-                yield connection
-                clean = True
-            finally:
-                await connections.put_back(connection, clean=clean)
-            return
+        if owned is not None:
+            return await self._in_savepoint(owned.connection, work)
+        connection = await connections.take()
+        clean = False
         try:
-            async with owned.connection.transaction():
-                yield owned.connection
+            result = await work(connection)
+            clean = True
+            return result
+        finally:
+            await connections.put_back(connection, clean=clean)
+
+    async def _in_savepoint(self, connection: Any, work: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            async with connection.transaction():
+                return await work(connection)
         except asyncpg.InternalClientError as exc:
             # What the driver raises when the server dropped the connection
             # between two statements of a transaction: report it as lost.
-            if owned.connection.is_closed():
+            if connection.is_closed():
                 raise asyncpg.ConnectionDoesNotExistError("the connection was closed") from exc
             raise
 
@@ -407,19 +413,17 @@ class PostgresBackend:
         inside ``transaction()``. An INSERT ending in the dialect's
         ``RETURNING id`` reports the new id as ``lastrowid``."""
         try:
-            async with self._connection() as connection:
-                if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
-                    new_id = await connection.fetchval(sql, *params)
-                    return WriteResult(1, int(new_id))
-                status = await connection.execute(sql, *params)
-                return WriteResult(_rowcount(status), None)
+            if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
+                new_id = await self._run(lambda connection: connection.fetchval(sql, *params))
+                return WriteResult(1, int(new_id))
+            status = await self._run(lambda connection: connection.execute(sql, *params))
+            return WriteResult(_rowcount(status), None)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
 
     async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
         try:
-            async with self._connection() as connection:
-                records = await connection.fetch(sql, *params)
+            records = await self._run(lambda connection: connection.fetch(sql, *params))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "read") from exc
         return [dict(record) for record in records]
@@ -430,8 +434,7 @@ class PostgresBackend:
         """Run one statement for each parameter row, in one round trip per
         batch (moving data in bulk); joins this task's transaction, if any."""
         try:
-            async with self._connection() as connection:
-                await connection.executemany(sql, param_rows)
+            await self._run(lambda connection: connection.executemany(sql, param_rows))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "bulk write") from exc
 
@@ -446,8 +449,7 @@ class PostgresBackend:
         in a savepoint of the block, like any statement. The identity hands
         out the ids row after row, as single inserts would."""
         try:
-            async with self._connection() as connection:
-                records = await connection.fetchmany(sql, rows)
+            records = await self._run(lambda connection: connection.fetchmany(sql, rows))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
         return [int(record[0]) for record in records]
