@@ -360,6 +360,19 @@ async def test_many_tasks_share_a_small_pool_without_waiting_forever(
 
 
 @pytest.mark.backend("postgresql")
+async def test_a_kept_connection_the_server_dropped_is_not_used_again(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)
+    async with DatabaseManager(url, pool=PoolSettings(min_size=1, max_size=1)) as db:
+        await db.create_system_log("INFO", "test", "before")  # its connection is kept
+        assert await _store_connections(postgres_server, name, terminate=True) == 1
+        await asyncio.sleep(0.5)  # the driver reads the end of the connection
+        await db.create_system_log("INFO", "test", "after")  # on a new connection
+        assert [row["message"] for row in await db.get_system_logs()] == ["before", "after"]
+
+
+@pytest.mark.backend("postgresql")
 async def test_cancelled_statements_leave_the_store_usable(store_url: str) -> None:
     async with DatabaseManager(store_url, pool=PoolSettings(max_size=2)) as db:
         definition_id = await db.create_orchestrator_agent("planner", None, "planner")
