@@ -1,9 +1,9 @@
 """The implementations the benchmark compares, one class each.
 
-Adding a backend (PostgreSQL: raw asyncpg and the store on it) means adding
-entries here: an ``Implementation`` says which workloads it runs and opens a
-``SessionWriter`` (see ``sessions.py``); raw drivers also run their sessions
-synchronously, as the limit the others are measured against.
+An ``Implementation`` says which backend it writes to and which workloads it
+runs; ``LIMITS`` says which one is each workload's limit on each backend (the
+ratios' 1.00). Writers offer ``sessions.SessionWriter``; raw sqlite3 also runs
+its sessions synchronously. PostgreSQL's raw writer is in ``pg_raw.py``.
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ class Implementation:
     name: str
     description: str
     workloads: frozenset[str]
+    backend: str = "sqlite"
     is_limit: bool = False
 
 
@@ -175,5 +176,41 @@ IMPLEMENTATIONS = (
         "this store: DatabaseManager on SQLite",
         frozenset({"W1", "W2", "W3", "W4", "W5"}),
     ),
-    # PostgreSQL, when reachable, adds: raw asyncpg commit/op and one txn, store (PostgreSQL).
+    # When a PostgreSQL server answers (pg_raw.py, pg_workloads.py):
+    Implementation(
+        "raw asyncpg commit/op",
+        "one asyncpg connection, autocommit: one statement and commit per operation",
+        frozenset({"W1"}),
+        backend="postgresql",
+        is_limit=True,
+    ),
+    Implementation(
+        "raw asyncpg one txn",
+        "one asyncpg connection, every statement in one transaction; executemany for batches",
+        frozenset({"W2", "W5"}),
+        backend="postgresql",
+        is_limit=True,
+    ),
+    Implementation(
+        "store (PostgreSQL)",
+        "this store: DatabaseManager on a postgresql:// URL (its asyncpg pool)",
+        frozenset({"W1", "W2", "W5"}),
+        backend="postgresql",
+    ),
 )
+
+# (backend, workload) -> the implementation whose throughput is the ratio's 1.00.
+LIMITS = {
+    ("sqlite", "W1"): "raw-sqlite3 commit/op",
+    ("sqlite", "W2"): "raw-sqlite3 one txn",
+    ("sqlite", "W5"): "raw-sqlite3 one txn",
+    ("postgresql", "W1"): "raw asyncpg commit/op",
+    ("postgresql", "W2"): "raw asyncpg one txn",
+    ("postgresql", "W5"): "raw asyncpg one txn",
+}
+
+
+def limit_of(workload: str, implementation: str) -> str | None:
+    """The limit ``implementation`` is measured against in ``workload``, if any."""
+    backend = next(i.backend for i in IMPLEMENTATIONS if i.name == implementation)
+    return LIMITS.get((backend, workload))

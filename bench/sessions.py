@@ -4,13 +4,15 @@ A session is what the issue defines: create an agent, then 4 prompts each create
 and later completed, and 20 agent logs (5 per prompt) = 29 writes. ``with_costs``
 adds one ``add_agent_cost`` per completed prompt (W3 checks no increment is lost).
 Every implementation writes the same rows as the store (UUID ids, the store's
-timestamp format, compact JSON), so only the write path differs.
+timestamp format, compact JSON), so only the write path differs. (Raw
+PostgreSQL passes its timestamps as ``datetime``: ``now`` picks the value.)
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -98,18 +100,28 @@ LOG_SQL = (
     "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at)"
     " VALUES (?, 'INFO', 'milestone', ?, ?, ?)"
 )
+BATCH_LOG_SQL = (  # W5's rows, for the raw executemany
+    "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at)"
+    " VALUES (?, 'INFO', 'tool_call', ?, ?, ?)"
+)
 COST_SQL = "UPDATE agents SET cost_usd = cost_usd + ? WHERE id = ?"
 
 
-def agent_params(definition_id: str, session_id: str) -> tuple[str, tuple[Any, ...]]:
+def agent_params(
+    definition_id: str, session_id: str, now: Callable[[], Any] = utc_now
+) -> tuple[str, tuple[Any, ...]]:
     agent_id = str(uuid.uuid4())
-    return agent_id, (agent_id, definition_id, session_id, utc_now())
+    return agent_id, (agent_id, definition_id, session_id, now())
 
 
-def prompt_params(agent_id: str, text: str) -> tuple[str, tuple[Any, ...]]:
+def prompt_params(
+    agent_id: str, text: str, now: Callable[[], Any] = utc_now
+) -> tuple[str, tuple[Any, ...]]:
     prompt_id = str(uuid.uuid4())
-    return prompt_id, (prompt_id, agent_id, text, utc_now())
+    return prompt_id, (prompt_id, agent_id, text, now())
 
 
-def log_params(agent_id: str, message: str, details: Any) -> tuple[Any, ...]:
-    return (agent_id, message, json.dumps(details, separators=(",", ":")), utc_now())
+def log_params(
+    agent_id: str, message: str, details: Any, now: Callable[[], Any] = utc_now
+) -> tuple[Any, ...]:
+    return (agent_id, message, json.dumps(details, separators=(",", ":")), now())

@@ -335,11 +335,7 @@ async def w5(folder: Path, repeats: int) -> list[Result]:
             for row in rows
         ]
         connection.execute("BEGIN")
-        connection.executemany(
-            "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at)"
-            " VALUES (?, 'INFO', 'tool_call', ?, ?, ?)",
-            params,
-        )
+        connection.executemany(sessions.BATCH_LOG_SQL, params)
         connection.execute("COMMIT")
         raw_times.append(clock() - start)
     connection.close()

@@ -2,7 +2,9 @@
 
 How the store's contract maps onto PostgreSQL
 * A write outside ``transaction()`` is one statement on a pool connection, in
-  autocommit: it commits before it returns.
+  autocommit: it commits before it returns. Between statements the backend
+  keeps its connections (``_Connections``): one round trip per statement, as
+  on a bare connection, and no handing back and forth through the pool.
 * ``transaction()`` takes one pool connection for the block and records the
   task that opened it (a ``ContextVar`` copied into child tasks is not enough
   to join). Nested blocks are savepoints. Inside a block every statement runs
@@ -20,6 +22,8 @@ How the store's contract maps onto PostgreSQL
   (server restart, ``pg_terminate_backend``) is a ``DatabaseError`` on the
   call it broke; the pool discards that connection and opens a new one for the
   next call.
+* Connections are named ``adw_orchestrator_store`` in ``pg_stat_activity``
+  unless the URL names them (``?application_name=...``, as libpq allows).
 * The schema version is the one row of ``adw_schema_version``. ``open()``
   migrates under ``pg_advisory_xact_lock``, so many processes connecting at
   once migrate exactly once, and refuses a newer database without writing to it.
@@ -29,13 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from adw_db_backend import Row, WriteResult
@@ -49,10 +54,12 @@ from orch_database_models import format_timestamp
 __all__ = ["PostgresBackend"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Any 64-bit number works as long as every process uses the same one.
 MIGRATION_LOCK = 0x6164775F73746F72  # "adw_stor"
 VERSION_TABLE = "adw_schema_version"
+APPLICATION_NAME = "adw_orchestrator_store"  # unless the URL sets application_name
 
 # The driver's exceptions that the store translates (a timeout is an OSError).
 DRIVER_ERRORS = (
@@ -123,10 +130,118 @@ async def _set_codecs(connection: Any) -> None:
         )
 
 
+def _server_settings(url: str) -> dict[str, str]:
+    """Name the connections, unless the URL's own ``application_name`` does
+    (the driver passes the URL's query parameters to the server)."""
+    if "application_name" in parse_qs(urlsplit(url).query):
+        return {}
+    return {"application_name": APPLICATION_NAME}
+
+
+async def _nothing_to_reset(connection: Any) -> None:
+    """The pool's ``reset``, run when a connection goes back to the pool (after
+    the pool rolled back a transaction left open). The driver's default sends
+    one more query (``RESET ALL``, ``UNLISTEN *``, ``CLOSE ALL``, advisory
+    unlocks); the store changes none of that state, and nobody else gets its
+    connections, so there is nothing to reset."""
+    del connection
+
+
 def _rowcount(status: str) -> int:
     """``UPDATE 3``, ``DELETE 0``, ``INSERT 0 1`` -> the number of rows."""
     last = status.rsplit(" ", 1)[-1]
     return int(last) if last.isdigit() else 0
+
+
+def _alive(connection: Any) -> bool:
+    """Open, and still lent out by the pool: a connection the server dropped
+    goes back to the pool by itself (its methods then raise InterfaceError)."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
+class _Connections:
+    """Lends the pool's connections out, one statement or one ``transaction()``
+    block at a time, and keeps them between two.
+
+    asyncpg's pool opens, initialises and bounds the connections. Giving a
+    connection back to it after every statement costs a task, timers and a few
+    event-loop turns, as much client time as a one-row statement itself; so a
+    connection whose statement or block ended cleanly waits here instead (last
+    in, first out) for the next one. It goes back to the pool when a task is
+    waiting there (the pool hands it on), when the work failed or was
+    cancelled (the pool rolls back, or replaces what was lost), and when the
+    backend closes. One idle here for ``max_inactive_connection_lifetime`` is
+    closed, as the pool does, as long as more than ``min_size`` are open.
+    """
+
+    def __init__(self, pool: Any, settings: PoolSettings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._idle: list[tuple[Any, float]] = []  # (connection, idle since), oldest first
+        self._waiting = 0  # tasks waiting for the pool
+        self._closed = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def take(self) -> Any:
+        while self._idle:
+            connection, _since = self._idle.pop()
+            if _alive(connection):
+                return connection
+            await self._pool.release(connection)
+        self._waiting += 1
+        try:
+            return await self._pool.acquire(timeout=self._settings.acquire_timeout)
+        finally:
+            self._waiting -= 1
+
+    async def put_back(self, connection: Any, *, clean: bool) -> None:
+        """``clean``: the statement or block ended without an error."""
+        reusable = clean and _alive(connection) and not connection.is_in_transaction()
+        if reusable and not self._waiting and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._idle.append((connection, loop.time()))
+            if self._expiry is None and self._settings.max_inactive_connection_lifetime:
+                self._expiry = loop.call_later(
+                    self._settings.max_inactive_connection_lifetime, self._expire
+                )
+            return
+        await asyncio.shield(self._pool.release(connection))
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        lifetime = self._settings.max_inactive_connection_lifetime
+        excess = self._pool.get_size() - self._pool.get_min_size() - len(self._retiring)
+        while self._idle and excess > 0 and loop.time() - self._idle[0][1] >= lifetime:
+            connection, _since = self._idle.pop(0)
+            closing = connection.close(timeout=self._settings.connect_timeout or None)
+            task = loop.create_task(closing)
+            self._retiring.add(task)
+            task.add_done_callback(self._retired)
+            excess -= 1
+        self._expiry = None
+        if self._idle and not self._closed:
+            delay = max(self._idle[0][1] + lifetime - loop.time(), lifetime / 10)
+            self._expiry = loop.call_later(delay, self._expire)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("closing an idle connection failed: %s", task.exception())
+
+    async def close(self) -> None:
+        """Give every idle connection back to the pool, before it closes."""
+        self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        idle, self._idle = self._idle, []
+        for connection, _since in idle:
+            await self._pool.release(connection)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
 
 class PostgresBackend:
@@ -138,6 +253,7 @@ class PostgresBackend:
         self.settings = pool
         self.location = redact_url(url)
         self._pool: Any = None  # asyncpg.Pool once open
+        self._connections: _Connections | None = None
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -159,7 +275,8 @@ class PostgresBackend:
                 max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
                 statement_cache_size=settings.statement_cache_size,
                 init=_set_codecs,
-                server_settings={"application_name": "adw_orchestrator_store"},
+                reset=_nothing_to_reset,
+                server_settings=_server_settings(self.url),
             )
         except DRIVER_ERRORS as exc:
             error = DatabaseError(f"cannot connect to {self.location}: {exc}")
@@ -176,15 +293,19 @@ class PostgresBackend:
                 logger.error("%s", exc)
             raise
         self._pool = pool
+        self._connections = _Connections(pool, settings)
         logger.debug("opened %s (schema version %s)", self.location, LATEST_VERSION)
 
     async def close(self) -> None:
         if self._owned_transaction() is not None:
             raise DatabaseError("close() called inside transaction(): leave the block first")
         pool, self._pool = self._pool, None
+        connections, self._connections = self._connections, None
         if pool is None:
             return
         try:
+            if connections is not None:
+                await connections.close()
             await asyncio.wait_for(pool.close(), timeout=self.settings.acquire_timeout)
         except (TimeoutError, *DRIVER_ERRORS):
             logger.exception("%s: the pool did not close cleanly; terminating it", self.location)
@@ -251,31 +372,39 @@ class PostgresBackend:
 
     # --- statements ------------------------------------------------------------
 
-    def _require_pool(self) -> Any:
-        if self._pool is None:
+    def _require_open(self) -> _Connections:
+        if self._connections is None:
             raise DatabaseError(NOT_CONNECTED)
-        return self._pool
+        return self._connections
 
     def _owned_transaction(self) -> _Transaction | None:
         return _transactions.owned(self)
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        """The owning transaction's connection (each statement in a savepoint),
-        else a pool connection for this one statement."""
-        pool = self._require_pool()
+    async def _run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """``work`` on a connection: the owning transaction's, in a savepoint
+        of its own, else one lent for this statement alone. (A ``try`` rather
+        than a context manager: it is every statement's path, and cheaper.)"""
+        connections = self._require_open()
         owned = self._owned_transaction()
-        if owned is None:
-            async with pool.acquire(timeout=self.settings.acquire_timeout) as connection:
-                yield connection
-            return
+        if owned is not None:
+            return await self._in_savepoint(owned.connection, work)
+        connection = await connections.take()
+        clean = False
         try:
-            async with owned.connection.transaction():
-                yield owned.connection
+            result = await work(connection)
+            clean = True
+            return result
+        finally:
+            await connections.put_back(connection, clean=clean)
+
+    async def _in_savepoint(self, connection: Any, work: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            async with connection.transaction():
+                return await work(connection)
         except asyncpg.InternalClientError as exc:
             # What the driver raises when the server dropped the connection
             # between two statements of a transaction: report it as lost.
-            if owned.connection.is_closed():
+            if connection.is_closed():
                 raise asyncpg.ConnectionDoesNotExistError("the connection was closed") from exc
             raise
 
@@ -284,19 +413,17 @@ class PostgresBackend:
         inside ``transaction()``. An INSERT ending in the dialect's
         ``RETURNING id`` reports the new id as ``lastrowid``."""
         try:
-            async with self._connection() as connection:
-                if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
-                    new_id = await connection.fetchval(sql, *params)
-                    return WriteResult(1, int(new_id))
-                status = await connection.execute(sql, *params)
-                return WriteResult(_rowcount(status), None)
+            if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
+                new_id = await self._run(lambda connection: connection.fetchval(sql, *params))
+                return WriteResult(1, int(new_id))
+            status = await self._run(lambda connection: connection.execute(sql, *params))
+            return WriteResult(_rowcount(status), None)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
 
     async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
         try:
-            async with self._connection() as connection:
-                records = await connection.fetch(sql, *params)
+            records = await self._run(lambda connection: connection.fetch(sql, *params))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "read") from exc
         return [dict(record) for record in records]
@@ -307,25 +434,25 @@ class PostgresBackend:
         """Run one statement for each parameter row, in one round trip per
         batch (moving data in bulk); joins this task's transaction, if any."""
         try:
-            async with self._connection() as connection:
-                await connection.executemany(sql, param_rows)
+            await self._run(lambda connection: connection.executemany(sql, param_rows))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "bulk write") from exc
 
     async def insert_many(
         self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
     ) -> list[int]:
-        """Insert every row or none, in one transaction; the new ids (``sql``
-        ends in ``RETURNING id``) in input order. One round trip per row: this
-        is the store's batch API, not the bulk copy (see ``execute_many``)."""
-        ids: list[int] = []
+        """Insert every row or none; ``sql`` ends in ``RETURNING id``: the new
+        ids, in input order. One pipelined ``fetchmany`` (the driver's
+        ``executemany`` that keeps each row's result) sends every row at once
+        and ends in one sync: outside ``transaction()`` that makes the batch
+        one implicit transaction, committed in one round trip; inside, it runs
+        in a savepoint of the block, like any statement. The identity hands
+        out the ids row after row, as single inserts would."""
         try:
-            async with self.transaction(), self._connection() as connection:
-                for row in rows:
-                    ids.append(int(await connection.fetchval(sql, *row)))
+            records = await self._run(lambda connection: connection.fetchmany(sql, rows))
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
-        return ids
+        return [int(record[0]) for record in records]
 
     async def schema_version(self) -> int:
         rows = await self.fetch_all(f"SELECT version FROM {VERSION_TABLE}", (), table="(database)")
@@ -335,7 +462,7 @@ class PostgresBackend:
         """Nothing to do: the server manages its own write-ahead log, and space
         freed by deletes is reused by later writes (autovacuum). Returns the
         SQLite backend's keys, all zero, so reports read the same."""
-        self._require_pool()
+        self._require_open()
         if self._owned_transaction() is not None:
             raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
         return {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
@@ -362,7 +489,7 @@ class PostgresBackend:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        pool = self._require_pool()
+        connections = self._require_open()
         current = self._owned_transaction()
         if current is not None:
             try:
@@ -372,9 +499,10 @@ class PostgresBackend:
                 raise self._translate(exc, "(transaction)", "savepoint") from exc
             return
         try:
-            connection = await pool.acquire(timeout=self.settings.acquire_timeout)
+            connection = await connections.take()
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, "(transaction)", "begin") from exc
+        clean = False
         try:
             block = connection.transaction()
             try:
@@ -393,8 +521,9 @@ class PostgresBackend:
                 await block.commit()
             except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "(transaction)", "commit") from exc
+            clean = True
         finally:
-            await asyncio.shield(pool.release(connection))
+            await connections.put_back(connection, clean=clean)
 
     async def _rollback(self, block: Any) -> None:
         """Undo, even if the caller is being cancelled; a lost connection has

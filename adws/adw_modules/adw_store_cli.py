@@ -6,7 +6,7 @@
 #     "pydantic>=2.7",
 #     "rich>=13.7",
 #     "typer>=0.12",
-#     "asyncpg>=0.29",
+#     "asyncpg>=0.30",
 # ]
 # ///
 """See what the agents did: inspect and maintain the orchestrator store.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -110,3 +111,45 @@ async def test_batch_inside_a_transaction_commits_with_it_or_not_at_all(
     async with db.transaction():
         ids = await db.create_agent_logs([agent_log(agent_id, n) for n in range(3)])
     assert [row["id"] for row in await db.get_agent_logs(agent_id)] == ids
+
+
+async def test_batch_refused_inside_a_transaction_fails_alone(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    """The refused batch names its table, writes none of its rows, and leaves
+    the block usable: the block's other writes commit with it."""
+    rows = [agent_log(agent_id, number) for number in range(5)]
+    rows[3] = agent_log(MISSING_ID, 3)
+
+    async with db.transaction():
+        before = await db.create_agent_log(agent_id, "INFO", "milestone", "before")
+        with pytest.raises(IntegrityError) as caught:
+            await db.create_agent_logs(rows)
+        after = await db.create_agent_logs([agent_log(agent_id, 9)])
+
+    assert (caught.value.table, caught.value.constraint) == ("agent_logs", "foreign_key")
+    stored = await db.get_agent_logs(agent_id)
+    assert [(row["id"], row["message"]) for row in stored] == [
+        (before, "before"),
+        (after[0], "call 9"),
+    ]
+
+
+async def test_concurrent_batches_each_get_their_own_ids_in_input_order(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    batches = [
+        [
+            agent_log(agent_id, number, message=f"batch {batch} row {number}")
+            for number in range(200)
+        ]
+        for batch in range(4)
+    ]
+
+    results = await asyncio.gather(*(db.create_agent_logs(rows) for rows in batches))
+
+    stored = {row["id"]: row["message"] for row in await db.get_agent_logs(agent_id)}
+    assert len(stored) == 800
+    for rows, ids in zip(batches, results, strict=True):
+        assert ids == sorted(ids)
+        assert [stored[log_id] for log_id in ids] == [row["message"] for row in rows]

@@ -7,12 +7,15 @@ The rest of the store's contract runs on PostgreSQL through the ``db`` fixture.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import adw_database
 import asyncpg
@@ -242,13 +245,26 @@ async def test_several_processes_connect_and_migrate_once(store_url: str) -> Non
         await connection.close()
 
 
-async def _terminate_store_connections(server: str) -> int:
+def named(url: str) -> tuple[str, str]:
+    """``url`` with a name of its own for the store's connections, and that
+    name: what lets a test find its store's connections, and no other test's,
+    in ``pg_stat_activity``."""
+    name = f"adw_test_{uuid.uuid4().hex[:12]}"
+    separator = "&" if urlsplit(url).query else "?"
+    return url + separator + urlencode({"application_name": name}), name
+
+
+async def _store_connections(server: str, name: str, *, terminate: bool = False) -> int:
+    """How many connections named ``name`` the server has (terminating them
+    when asked): the connections of the one store opened with that name."""
+    action = "pg_terminate_backend(pid)" if terminate else "pid"
     connection = await asyncpg.connect(server)
     try:
         return int(
             await connection.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'adw_orchestrator_store' AND pid <> pg_backend_pid()"
+                f"SELECT count({action}) FROM pg_stat_activity"
+                " WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                name,
             )
         )
     finally:
@@ -256,26 +272,147 @@ async def _terminate_store_connections(server: str) -> int:
 
 
 @pytest.mark.backend("postgresql")
-async def test_killed_connection_fails_the_call_and_the_pool_recovers(
-    db: DatabaseManager, postgres_server: str, agent_id: str
+async def test_the_urls_application_name_names_the_stores_connections(
+    store_url: str, postgres_server: str
 ) -> None:
-    with pytest.raises(DatabaseError, match="connection") as caught:
+    url, name = named(store_url)
+    async with DatabaseManager(url, pool=PoolSettings(min_size=2, max_size=2)) as db:
+        await db.create_system_log("INFO", "test", "named")
+        assert await _store_connections(postgres_server, name) == 2
+    assert await _store_connections(postgres_server, name) == 0
+
+
+@pytest.mark.backend("postgresql")
+async def test_killed_connection_fails_the_call_and_the_pool_recovers(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)  # so that only this store's connections are killed
+    async with DatabaseManager(url) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "feature_Tac_14_Task_8")
+        with pytest.raises(DatabaseError, match="connection") as caught:
+            async with db.transaction():
+                await db.create_agent_log(agent_id, "INFO", "milestone", "lost with it")
+                assert await _store_connections(postgres_server, name, terminate=True) >= 1
+                await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
+        assert caught.value.__cause__ is not None
+        # Idle ones too.
+        assert await _store_connections(postgres_server, name, terminate=True) >= 1
+        # A call that picks a killed idle connection before the driver noticed fails
+        # on its own; the pool replaces that connection, and calls succeed again.
+        for attempt in range(2):
+            try:
+                await db.create_agent_log(agent_id, "INFO", "milestone", "after")
+                break
+            except DatabaseError as exc:
+                assert attempt == 0, exc
+        assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
+        assert await db.add_agent_cost(agent_id, 1.5)
+
+
+# --- connections kept between statements --------------------------------------------
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_kept_connection_serves_the_next_block_when_the_pool_has_no_other(
+    store_url: str,
+) -> None:
+    """The backend keeps a connection between statements; with a pool of one,
+    transaction() must get that one rather than wait for the pool."""
+    pool = PoolSettings(min_size=1, max_size=1, acquire_timeout=2.0)
+    async with DatabaseManager(store_url, pool=pool) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
         async with db.transaction():
-            await db.create_agent_log(agent_id, "INFO", "milestone", "lost with its connection")
-            assert await _terminate_store_connections(postgres_server) >= 1
-            await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
-    assert caught.value.__cause__ is not None
-    assert await _terminate_store_connections(postgres_server) >= 1  # idle ones too
-    # A call that picks a killed idle connection before the driver noticed fails
-    # on its own; the pool replaces that connection, and calls succeed again.
-    for attempt in range(2):
-        try:
-            await db.create_agent_log(agent_id, "INFO", "milestone", "after")
-            break
-        except DatabaseError as exc:
-            assert attempt == 0, exc
-    assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
-    assert await db.add_agent_cost(agent_id, 1.5)
+            agent_id = await db.create_agent(definition_id, "s")
+        await db.create_agent_log(agent_id, "INFO", "milestone", "after the block")
+        assert len(await db.get_agent_logs(agent_id)) == 1
+
+
+@pytest.mark.backend("postgresql")
+async def test_many_tasks_share_a_small_pool_without_waiting_forever(
+    store_url: str, postgres_server: str
+) -> None:
+    """Statements and blocks from more tasks than connections: connections
+    go where tasks wait for them, and never more than max_size are open."""
+    url, name = named(store_url)
+    pool = PoolSettings(min_size=1, max_size=3, acquire_timeout=10.0)
+    async with DatabaseManager(url, pool=pool) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        most = 0
+
+        async def task(number: int) -> None:
+            nonlocal most
+            for step in range(5):
+                if (number + step) % 3 == 0:
+                    async with db.transaction():
+                        await db.create_agent_log(agent_id, "INFO", "milestone", f"{number}")
+                        await db.add_agent_cost(agent_id, 0.5)
+                else:
+                    await db.create_agent_log(agent_id, "INFO", "milestone", f"{number}")
+                    await db.add_agent_cost(agent_id, 0.5)
+            most = max(most, await _store_connections(postgres_server, name))
+
+        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(24))), 60)
+        assert len(await db.get_agent_logs(agent_id)) == 24 * 5
+        assert (await db.get_agent(agent_id) or {})["cost_usd"] == 24 * 5 * 0.5
+        assert 1 <= most <= 3
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_kept_connection_the_server_dropped_is_not_used_again(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)
+    async with DatabaseManager(url, pool=PoolSettings(min_size=1, max_size=1)) as db:
+        await db.create_system_log("INFO", "test", "before")  # its connection is kept
+        assert await _store_connections(postgres_server, name, terminate=True) == 1
+        await asyncio.sleep(0.5)  # the driver reads the end of the connection
+        await db.create_system_log("INFO", "test", "after")  # on a new connection
+        assert [row["message"] for row in await db.get_system_logs()] == ["before", "after"]
+
+
+@pytest.mark.backend("postgresql")
+async def test_cancelled_statements_leave_the_store_usable(store_url: str) -> None:
+    async with DatabaseManager(store_url, pool=PoolSettings(max_size=2)) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        for turns in range(12):  # cancelled at different points of the call
+            task = asyncio.create_task(db.create_agent_log(agent_id, "INFO", "milestone", "maybe"))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await db.create_agent_log(agent_id, "INFO", "milestone", f"kept {turns}")
+        messages = [row["message"] for row in await db.get_agent_logs(agent_id)]
+        assert [m for m in messages if m != "maybe"] == [f"kept {n}" for n in range(12)]
+
+
+@pytest.mark.backend("postgresql")
+async def test_idle_connections_close_after_their_lifetime_down_to_min_size(
+    store_url: str, postgres_server: str
+) -> None:
+    url, name = named(store_url)
+    pool = PoolSettings(min_size=1, max_size=4, max_inactive_connection_lifetime=0.3)
+    async with DatabaseManager(url, pool=pool) as db:
+        opened = asyncio.Barrier(4)
+
+        async def block(number: int) -> None:
+            async with db.transaction():  # four blocks open at once: four connections
+                await db.create_system_log("INFO", "test", f"block {number}")
+                await opened.wait()
+
+        await asyncio.gather(*(block(n) for n in range(4)))
+        assert await _store_connections(postgres_server, name) == 4
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if await _store_connections(postgres_server, name) == 1:
+                break
+        assert await _store_connections(postgres_server, name) == 1
+        await db.create_system_log("INFO", "test", "after")
+        assert len(await db.get_system_logs(component="test")) == 5
+    assert await _store_connections(postgres_server, name) == 0
 
 
 @pytest.mark.backend("postgresql")
