@@ -4,7 +4,7 @@
 # dependencies = [
 #     "aiosqlite>=0.20",
 #     "pydantic>=2.7",
-#     "asyncpg>=0.29",
+#     "asyncpg>=0.30",
 # ]
 # ///
 """The orchestrator store: what multi-agent workflows did, in one SQLite file
