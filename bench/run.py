@@ -211,16 +211,12 @@ async def run_workloads(
 ) -> list[Result]:
     w1_sessions, w2_sessions, w3_sessions, w4_calls, (logs, system_logs), repeats = SIZES[size]
     results: list[Result] = []
+    # SQLite first: after a write workload the PostgreSQL server keeps working
+    # for a while (checkpoints, autovacuum), which would slow what runs next.
     print("W1 ...", flush=True)
     results += await workloads.w1(folder, w1_sessions)
-    if postgres is not None:
-        print("W1 on PostgreSQL ...", flush=True)
-        results += await pg_workloads.w1(postgres, w1_sessions)
     print("W2 ...", flush=True)
     results += await workloads.w2(folder, w2_sessions)
-    if postgres is not None:
-        print("W2 on PostgreSQL ...", flush=True)
-        results += await pg_workloads.w2(postgres, w2_sessions)
     print("W3 ...", flush=True)
     results += await workloads.w3(folder, w3_sessions)
     print(f"W4 ... (database with {logs:,} agent logs, {system_logs:,} system logs)", flush=True)
@@ -230,6 +226,10 @@ async def run_workloads(
     print("W5 ...", flush=True)
     results += await workloads.w5(folder, repeats)
     if postgres is not None:
+        print("W1 on PostgreSQL ...", flush=True)
+        results += await pg_workloads.w1(postgres, w1_sessions)
+        print("W2 on PostgreSQL ...", flush=True)
+        results += await pg_workloads.w2(postgres, w2_sessions)
         print("W5 on PostgreSQL ...", flush=True)
         results += await pg_workloads.w5(postgres, repeats)
     if full:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import resource
 import statistics
 import sys
 import threading
@@ -366,10 +365,20 @@ def memory_child(path: str, operations: int) -> None:
             ops, seconds, _latencies, errors = await concurrent_sessions(
                 impl.StoreSession(db), definition_id, count, W2_COROUTINES, record=False
             )
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{ops} {seconds:.3f} {errors} {peak_mb:.1f}")
+        print(f"{ops} {seconds:.3f} {errors} {_peak_rss_mb():.1f}")
 
     asyncio.run(main())
+
+
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries that over
+    from the parent across the fork and exec that started this process, so it
+    would report the benchmark's own peak (the parent's) when that is larger."""
+    with Path("/proc/self/status").open() as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def w2_memory(folder: Path, operations: int) -> Result:
