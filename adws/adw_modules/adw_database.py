@@ -963,26 +963,22 @@ class DatabaseManager:
             parsed = parse_rows(model, table, rows)
         except ValidationError as exc:
             raise self._rejected(exc) from exc.__cause__
-        columns = [*model.model_fields, "created_at"]
-        json_columns = set(JSON_COLUMNS.get(table, ()))
+        fields = list(model.model_fields)
+        json_positions = [fields.index(name) for name in JSON_COLUMNS.get(table, ())]
         now = utc_now()  # one moment for the batch; ids keep the rows' order
-        params = [
-            [
-                *(
-                    _encode_json(getattr(data, name))
-                    if name in json_columns
-                    else getattr(data, name)
-                    for name in model.model_fields
-                ),
-                now,
-            ]
-            for data in parsed
-        ]
+        params: list[list[Any]] = []
+        for data in parsed:
+            values = vars(data)  # the validated fields (the models have no serializers)
+            line = [values[name] for name in fields]
+            for position in json_positions:
+                line[position] = _encode_json(line[position])
+            line.append(now)
+            params.append(line)
         self._require_open()
         if not params:
             return []
         logger.debug("insert %s rows into %s", len(params), table)
-        sql = self._sql.insert(table, columns)
+        sql = self._sql.insert(table, [*fields, "created_at"])
         return await self._backend.insert_many(sql, params, table=table)
 
     def _rejected(self, error: ValidationError) -> ValidationError:
