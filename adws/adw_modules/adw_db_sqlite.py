@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+from adw_db_checkpointer import Checkpointer
 from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
 from adw_db_ownership import TaskTransactions
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
@@ -56,6 +57,7 @@ READ_CONNECTIONS = 2
 MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers wait (backpressure)
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 WAL_CHECK_SECONDS = 0.02  # how stale the WAL size may be when a commit looks at it
+CHECKPOINT_INTERVAL = 0.05  # seconds between background checkpoints while commits come in
 READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
@@ -134,17 +136,19 @@ def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def _bound_wal(wal: Path) -> Callable[[sqlite3.Connection], None]:
-    """After a commit: once the WAL outgrows ``JOURNAL_SIZE_LIMIT``, wait for
-    readers and restart it. Automatic checkpoints never wait, so with several
-    processes always writing they never find a moment to restart the WAL, and
-    it would grow without bound; ``journal_size_limit`` then trims the file.
-    The size is looked at every ``WAL_CHECK_SECONDS`` at most: a look is a
-    system call, and commits come thousands of times a second."""
+def _after_commit(wal: Path, checkpointer: Checkpointer) -> Callable[[sqlite3.Connection], None]:
+    """After a commit: tell the checkpointer, and once the WAL outgrows
+    ``JOURNAL_SIZE_LIMIT``, wait for readers and restart it. Passive
+    checkpoints never wait, so with writers always appending (here or in other
+    processes) they never find a moment to restart the WAL, and it would grow
+    without bound; ``journal_size_limit`` then trims the file. The size is
+    looked at every ``WAL_CHECK_SECONDS`` at most: a look is a system call,
+    and commits come thousands of times a second."""
     next_look = 0.0
 
-    def restart_if_large(connection: sqlite3.Connection) -> None:
+    def housekeeping(connection: sqlite3.Connection) -> None:
         nonlocal next_look
+        checkpointer.committed()
         now = time.monotonic()
         if now < next_look:
             return
@@ -156,7 +160,7 @@ def _bound_wal(wal: Path) -> Callable[[sqlite3.Connection], None]:
         if size > JOURNAL_SIZE_LIMIT:
             connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
-    return restart_if_large
+    return housekeeping
 
 
 class SQLiteBackend:
@@ -188,6 +192,7 @@ class SQLiteBackend:
         self.busy_timeout = float(busy_timeout)
         self.synchronous = mode
         self._writer: WriterThread | None = None
+        self._checkpointer: Checkpointer | None = None
         # None in the queue means "closed": each waiter that takes it passes it on.
         self._readers: asyncio.Queue[aiosqlite.Connection | None] = asyncio.Queue()
         self._connections: list[aiosqlite.Connection] = []
@@ -207,10 +212,15 @@ class SQLiteBackend:
         schema up to date and start the reader connections. On failure,
         everything opened is closed and a file this call created is removed."""
         created = not self.path.exists()
+        checkpointer = Checkpointer(
+            f"adw-checkpointer:{self.path.name}",
+            self._open_checkpoint_connection,
+            interval=CHECKPOINT_INTERVAL,
+        )
         writer = WriterThread(
             f"adw-writer:{self.path.name}",
             max_queued=MAX_QUEUED_WRITES,
-            after_commit=_bound_wal(Path(f"{self.path}-wal")),
+            after_commit=_after_commit(Path(f"{self.path}-wal"), checkpointer),
         )
         try:
             self._refuse_foreign_file()
@@ -231,8 +241,9 @@ class SQLiteBackend:
                 # large log tables answer in a fraction of the time.
                 await reader.execute(f"PRAGMA mmap_size = {READER_MMAP_BYTES}")
                 self._readers.put_nowait(reader)
+            checkpointer.start()
         except BaseException as exc:
-            await self._close_connections(writer, before_close=None)
+            await self._close_connections(writer, checkpointer, before_close=None)
             if created:
                 self._remove_created_files()
             if isinstance(exc, sqlite3.Error):
@@ -245,6 +256,7 @@ class SQLiteBackend:
                 logger.error("%s", exc)
             raise
         self._writer = writer
+        self._checkpointer = checkpointer
         logger.debug("opened %s (schema version %s)", self.path, LATEST_VERSION)
 
     async def close(self) -> None:
@@ -252,7 +264,8 @@ class SQLiteBackend:
             raise DatabaseError("close() called inside transaction(): leave the block first")
         async with self._write_lock:
             writer, self._writer = self._writer, None
-            await self._close_connections(writer, before_close=_checkpoint_if_alone)
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await self._close_connections(writer, checkpointer, before_close=_checkpoint_if_alone)
         logger.debug("closed %s", self.path)
 
     def _refuse_foreign_file(self) -> None:
@@ -287,6 +300,18 @@ class SQLiteBackend:
         try:
             connection.row_factory = sqlite3.Row
             for setting in self._settings():
+                connection.execute(setting)
+            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _open_checkpoint_connection(self) -> sqlite3.Connection:
+        """Runs on the checkpointer's thread, which then owns the connection."""
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            for setting in self._settings():  # synchronous decides how checkpoints sync
                 connection.execute(setting)
         except BaseException:
             connection.close()
@@ -369,11 +394,12 @@ class SQLiteBackend:
     async def _close_connections(
         self,
         writer: WriterThread | None,
+        checkpointer: Checkpointer | None,
         *,
         before_close: Callable[[sqlite3.Connection], None] | None,
     ) -> None:
-        """Readers first, so that the writer may find itself alone and
-        checkpoint; then the writer thread, which ends."""
+        """Readers and the checkpointer first, so that the writer may find
+        itself alone and checkpoint; then the writer thread, which ends."""
         connections, self._connections = self._connections, []
         readers, self._readers = self._readers, asyncio.Queue()
         readers.put_nowait(None)  # wakes reads still waiting for a connection
@@ -383,6 +409,8 @@ class SQLiteBackend:
                 await connection.close()
             except Exception:  # closing must reach every connection
                 logger.exception("%s: error while closing a connection", self.path)
+        if checkpointer is not None:
+            await checkpointer.stop()
         if writer is not None:
             await writer.stop(before_close or (lambda _connection: None))
 

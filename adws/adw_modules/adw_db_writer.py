@@ -166,7 +166,7 @@ class WriterThread:
         after_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         self._name = name
-        self._after_commit = after_commit  # housekeeping, on the thread, after each group
+        self._after_commit = after_commit  # on the thread, after each group and call
         self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
         self._max_queued = max_queued
         self._has_room = asyncio.Event()
@@ -294,6 +294,8 @@ class WriterThread:
         except BaseException as exc:  # handed to the caller, never raised here
             outcome = (job.future, None, exc)
         _hand_back(job.loop, [outcome])
+        if self._connection is not None and not self._in_transaction():
+            self._housekeeping(self._connection)  # the call may have committed
         if self._held_back and not self._in_transaction():
             held, self._held_back = self._held_back, []
             for start in range(0, len(held), MAX_GROUP):

@@ -52,6 +52,7 @@ BASE_ONLY = {
 BASE_TEMPLATES = (
     "adws/adw_modules/adw_database.py",
     "adws/adw_modules/adw_db_backend.py",
+    "adws/adw_modules/adw_db_checkpointer.py",
     "adws/adw_modules/adw_db_coalesce.py",
     "adws/adw_modules/adw_db_copy.py",
     "adws/adw_modules/adw_db_errors.py",
@@ -71,6 +72,7 @@ BASE_TEMPLATES = (
     "adws/adw_tests/conftest.py",
     "adws/adw_tests/realistic_session.py",
     "adws/adw_tests/test_batch_writes.py",
+    "adws/adw_tests/test_checkpointer.py",
     "adws/adw_tests/test_cli.py",
     "adws/adw_tests/test_close.py",
     "adws/adw_tests/test_coalesced_writes.py",

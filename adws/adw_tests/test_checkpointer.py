@@ -1,0 +1,68 @@
+"""Checkpoints run on their own thread, not inside the commits of callers.
+
+Seen from outside: with the write connection's automatic checkpoints off,
+only the checkpointer copies pages from the WAL into the database file, so
+the file growing while the store is open is its work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from adw_database import DatabaseManager
+
+HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
+PAD = "x" * 4000
+
+
+def file_bytes(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def wait_for_growth(path: Path, than: int) -> int:
+    for _ in range(HANG_GUARD * 20):
+        size = file_bytes(path)
+        if size > than:
+            return size
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path.name} stayed at {than} bytes: nothing was checkpointed")
+
+
+async def test_commits_do_not_checkpoint_the_checkpointer_does(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        before = file_bytes(db_path)
+        # ~1.2 MB of WAL frames: under SQLite's own automatic threshold (1000 pages)
+        for index in range(300):
+            await db.create_system_log("INFO", "checkpoint", f"entry {index}", {"pad": PAD})
+        await wait_for_growth(db_path, before)
+        assert len(await db.get_system_logs(component="checkpoint")) == 300
+
+
+async def test_writes_inside_transactions_are_checkpointed_too(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        before = file_bytes(db_path)
+        for index in range(30):
+            async with db.transaction():
+                for line in range(10):
+                    await db.create_system_log("INFO", "tx", f"{index}.{line}", {"pad": PAD})
+        await wait_for_growth(db_path, before)
+
+
+async def test_close_ends_the_checkpointer_and_truncates_the_wal(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        for index in range(50):
+            await db.create_system_log("INFO", "close", f"entry {index}", {"pad": PAD})
+        assert any(t.name.startswith("adw-checkpointer") for t in threading.enumerate())
+
+    assert not any(t.name.startswith("adw-checkpointer") for t in threading.enumerate())
+    wal = Path(f"{db_path}-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    check = sqlite3.connect(db_path)
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert check.execute("SELECT count(*) FROM system_logs").fetchone()[0] == 50
+    finally:
+        check.close()
