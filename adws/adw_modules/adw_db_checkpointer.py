@@ -52,7 +52,6 @@ class Checkpointer:
         self._pending = False  # commits since the last checkpoint started
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
-        self.checkpoints = 0  # completed checkpoint calls (for tests and reports)
 
     def start(self) -> None:
         """Start the thread; call it on the event loop that will ``stop()`` it."""
@@ -106,6 +105,5 @@ class Checkpointer:
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            self.checkpoints += 1
         except sqlite3.Error as exc:  # another process checkpointing, a full disk: next round
             logger.debug("%s: checkpoint skipped: %s", self._thread.name, exc)
