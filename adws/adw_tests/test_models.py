@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import uuid
@@ -13,7 +14,7 @@ import adw_db_schema
 import orch_database_models as models
 import pydantic
 import pytest
-from adw_database import DatabaseManager
+from adw_database import DatabaseManager, _decode_json
 from adw_db_sql import COLUMNS
 from pydantic import BaseModel, TypeAdapter
 
@@ -302,3 +303,29 @@ def test_row_models_accept_only_the_store_timestamp_format(timestamp: str) -> No
     models.SystemLog.model_validate(row)
     with pytest.raises(pydantic.ValidationError):
         models.SystemLog.model_validate({**row, "created_at": timestamp})
+
+
+def test_a_page_of_json_texts_decodes_as_each_text_alone() -> None:
+    texts = [
+        '{"a":[1,2,{"b":"],["}]}',
+        None,
+        '"text, with [brackets] and, commas"',
+        "3.5",
+        "null",
+        '[{"x":-0.0}]',
+        "true",
+    ]
+    rows = [{"details": text, "n": index} for index, text in enumerate(texts)]
+
+    decoded = _decode_json([dict(row) for row in rows], ("details",))
+
+    expected = [None if text is None else json.loads(text) for text in texts]
+    assert [row["details"] for row in decoded] == expected
+    assert [row["n"] for row in decoded] == list(range(len(texts)))
+
+
+def test_a_text_that_is_not_json_fails_as_it_would_alone() -> None:
+    # Joined, "[1" and "2]" would read as one array: the count tells, and each
+    # text is then decoded alone, which fails as it always did.
+    with pytest.raises(json.JSONDecodeError):
+        _decode_json([{"details": "[1"}, {"details": "2]"}], ("details",))
