@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from adw_db_backend import WriteResult
 from adw_db_coalesce import BATCH_ROWS, mergeable, merged_sql, runs
@@ -65,8 +65,7 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and code in (_BUSY, _LOCKED)
 
 
-@dataclass(frozen=True)
-class Statement:
+class Statement(NamedTuple):  # a tuple: one is made per write, on the event loop
     """One write: ``params`` is one row, or with ``many`` a sequence of rows."""
 
     sql: str
@@ -77,10 +76,6 @@ class Statement:
 @dataclass
 class _Job(Generic[T]):
     future: asyncio.Future[T]
-    loop: asyncio.AbstractEventLoop = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.loop = self.future.get_loop()
 
 
 @dataclass
@@ -293,7 +288,7 @@ class WriterThread:
             outcome: _Outcome = (job.future, result, None)
         except BaseException as exc:  # handed to the caller, never raised here
             outcome = (job.future, None, exc)
-        _hand_back(job.loop, [outcome])
+        _hand_back(job.future.get_loop(), [outcome])
         if self._connection is not None and not self._in_transaction():
             self._housekeeping(self._connection)  # the call may have committed
         if self._held_back and not self._in_transaction():
@@ -446,7 +441,7 @@ class WriterThread:
             if job is not None:
                 leftovers.append(job)
         for job in leftovers:
-            _hand_back(job.loop, [(job.future, None, _closed_error())])
+            _hand_back(job.future.get_loop(), [(job.future, None, _closed_error())])
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
