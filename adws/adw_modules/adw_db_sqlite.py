@@ -45,7 +45,15 @@ from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaEr
 from adw_db_ownership import TaskTransactions
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from adw_db_sql import SQLITE, Dialect
-from adw_db_writer import BUSY_RETRIES, Statement, WriteResult, WriterThread, is_busy, run_statement
+from adw_db_writer import (
+    BUSY_RETRIES,
+    Statement,
+    WriteResult,
+    WriterThread,
+    is_busy,
+    retry_busy,
+    run_statement,
+)
 
 __all__ = ["SQLiteBackend", "WriteResult"]
 
@@ -294,24 +302,26 @@ class SQLiteBackend:
 
     def _open_write_connection(self) -> sqlite3.Connection:
         """Runs on the writer thread, which then owns the connection."""
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, cached_statements=256, check_same_thread=False
-        )
-        try:
-            connection.row_factory = sqlite3.Row
-            for setting in self._settings():
-                connection.execute(setting)
-            connection.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job
-        except BaseException:
-            connection.close()
-            raise
+        connection = self._open_connection(cached_statements=256)
+        connection.row_factory = sqlite3.Row
         return connection
 
     def _open_checkpoint_connection(self) -> sqlite3.Connection:
-        """Runs on the checkpointer's thread, which then owns the connection."""
-        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        """Runs on the checkpointer's thread, which then owns the connection.
+        Its ``synchronous`` decides how checkpoints sync."""
+        return self._open_connection()
+
+    def _open_connection(self, *, cached_statements: int = 128) -> sqlite3.Connection:
+        """A connection for a thread of the store's own, in autocommit, with
+        the store's settings; automatic checkpoints are the checkpointer's job."""
+        connection = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            cached_statements=cached_statements,
+        )
         try:
-            for setting in self._settings():  # synchronous decides how checkpoints sync
+            for setting in [*self._settings(), "PRAGMA wal_autocheckpoint = 0"]:
                 connection.execute(setting)
         except BaseException:
             connection.close()
@@ -354,13 +364,7 @@ class SQLiteBackend:
     def _migrate(self, writer: sqlite3.Connection) -> None:
         """Upgrade under the write lock, so concurrent processes migrate once
         (runs on the writer thread)."""
-        for tries in range(1, BUSY_RETRIES + 1):
-            try:
-                writer.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or tries == BUSY_RETRIES:
-                    raise
+        retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"), str(self.path))
         try:
             version = _read_version(writer)  # another process may have won
             if version < LATEST_VERSION:

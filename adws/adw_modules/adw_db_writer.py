@@ -48,6 +48,7 @@ __all__ = [
     "WriteResult",
     "WriterThread",
     "is_busy",
+    "retry_busy",
     "run_statement",
 ]
 
@@ -63,6 +64,22 @@ def is_busy(exc: BaseException) -> bool:
     """ "database is locked" or "table is locked" (primary codes 5 and 6)."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     return isinstance(exc, sqlite3.OperationalError) and code in (_BUSY, _LOCKED)
+
+
+def retry_busy(attempt: Callable[[], T], name: str) -> T:
+    """``attempt()``, tried again on "database is locked". SQLite already
+    waited ``busy_timeout`` inside each try; a few more tries with jitter let
+    contending processes spread out."""
+    for tries in range(1, BUSY_RETRIES):
+        try:
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            delay = random.uniform(0.005, 0.05) * tries
+            logger.debug("%s: busy (try %s), retrying in %.3fs", name, tries, delay)
+            time.sleep(delay)
+    return attempt()  # the last try: its error is the caller's
 
 
 class Statement(NamedTuple):  # a tuple: one is made per write, on the event loop
@@ -350,14 +367,11 @@ class WriterThread:
     def _write_alone(self, connection: sqlite3.Connection, write: _Write) -> _Outcome:
         """One statement in autocommit mode: the same lock and the same atomic
         commit as a group of one, without two more statements."""
-        for tries in range(1, BUSY_RETRIES + 1):
-            try:
-                return (write.future, run_statement(connection, write.statement), None)
-            except sqlite3.Error as exc:
-                if not is_busy(exc) or tries == BUSY_RETRIES:
-                    return (write.future, None, exc)
-                self._back_off(tries)
-        raise AssertionError("unreachable: the last try returns")
+        try:
+            result = retry_busy(lambda: run_statement(connection, write.statement), self._name)
+        except sqlite3.Error as exc:
+            return (write.future, None, exc)
+        return (write.future, result, None)
 
     def _run_piece(self, connection: sqlite3.Connection, piece: Sequence[_Write]) -> list[_Outcome]:
         """Run one piece of a group (see ``runs``): several writes as one
@@ -405,21 +419,7 @@ class WriterThread:
             _hand_back(loop, answered)
 
     def _begin_immediate(self, connection: sqlite3.Connection) -> None:
-        """SQLite already waited ``busy_timeout`` inside each attempt; retry a
-        few times with jitter so that contending processes spread out."""
-        for tries in range(1, BUSY_RETRIES + 1):
-            try:
-                connection.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or tries == BUSY_RETRIES:
-                    raise
-                self._back_off(tries)
-
-    def _back_off(self, tries: int) -> None:
-        delay = random.uniform(0.005, 0.05) * tries
-        logger.debug("%s: busy (try %s), retrying in %.3fs", self._name, tries, delay)
-        time.sleep(delay)
+        retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"), self._name)
 
     @staticmethod
     def _rollback(connection: sqlite3.Connection) -> None:
