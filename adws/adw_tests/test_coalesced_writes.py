@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +21,13 @@ INSERT = "INSERT INTO logs (owner, message) VALUES (?, ?)"
 
 
 @pytest.fixture
-async def writer(tmp_path: Path) -> AsyncIterator[WriterThread]:
+def traced() -> list[str]:
+    """The statements the writer's connection runs, as SQLite sees them."""
+    return []
+
+
+@pytest.fixture
+async def writer(tmp_path: Path, traced: list[str]) -> AsyncIterator[WriterThread]:
     """A writer on a file with a foreign key to break and an AUTOINCREMENT id."""
     path = tmp_path / "coalesce.db"
     setup = sqlite3.connect(path)
@@ -41,6 +48,7 @@ async def writer(tmp_path: Path) -> AsyncIterator[WriterThread]:
     def connect() -> sqlite3.Connection:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA foreign_keys = ON")
+        connection.set_trace_callback(traced.append)
         return connection
 
     thread = WriterThread("coalesce-test")
@@ -122,6 +130,34 @@ async def test_a_batch_of_rows_runs_as_merged_inserts_all_or_nothing(writer: Wri
     with pytest.raises(sqlite3.IntegrityError):
         await writer.write(Statement(INSERT, bad, many=True))
     assert await stored(writer) == by_id  # nothing of the refused batch was kept
+
+
+async def test_writes_queued_together_share_one_merged_insert_and_one_commit(
+    writer: WriterThread, traced: list[str]
+) -> None:
+    gate = threading.Event()  # holds the writer until all ten writes are queued
+    held = asyncio.ensure_future(writer.call(lambda _connection: gate.wait(HANG_GUARD)))
+    writes = [
+        asyncio.ensure_future(writer.write(Statement(INSERT, ("ada", f"m{n}")))) for n in range(10)
+    ]
+    await asyncio.sleep(0)
+    traced.clear()
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(held, *writes), HANG_GUARD)
+
+    inserts = [sql for sql in traced if sql.startswith("INSERT INTO logs")]
+    assert [sql.count("), (") + 1 for sql in inserts] == [8, 2]  # power-of-two pieces
+    assert traced.count("BEGIN IMMEDIATE") == 1 and traced.count("COMMIT") == 1
+
+
+async def test_a_write_alone_is_one_autocommit_statement(
+    writer: WriterThread, traced: list[str]
+) -> None:
+    traced.clear()
+    result = await asyncio.wait_for(writer.write(Statement(INSERT, ("ada", "alone"))), HANG_GUARD)
+
+    assert traced == ["INSERT INTO logs (owner, message) VALUES ('ada', 'alone')"]
+    assert (await stored(writer))[result.lastrowid] == "alone"
 
 
 @pytest.mark.parametrize(
