@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import implementations as impl
 import pg_raw
+import sessions
 from adw_database import DatabaseManager
 from pg_server import BenchDatabase
 from workloads import W2_COROUTINES, W5_ROWS, Result, clock, concurrent_sessions
@@ -105,16 +106,7 @@ async def w5(postgres: BenchDatabase, repeats: int) -> list[Result]:
     url, definition_id = await postgres.fresh_store()
     async with DatabaseManager(url) as db:
         agent_id = await db.create_agent(definition_id, "batch")
-    rows = [
-        {
-            "agent_id": agent_id,
-            "log_level": "INFO",
-            "log_type": "tool_call",
-            "message": f"tool call {number}",
-            "details": {"tool": "bash", "number": number},
-        }
-        for number in range(W5_ROWS)
-    ]
+    rows = sessions.batch_rows(agent_id, W5_ROWS)
 
     raw_times = []
     async with raw_connection(url) as connection:

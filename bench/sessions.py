@@ -100,6 +100,22 @@ LOG_SQL = (
     "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at)"
     " VALUES (?, 'INFO', 'milestone', ?, ?, ?)"
 )
+
+
+def batch_rows(agent_id: str, count: int) -> list[dict[str, Any]]:
+    """W5's batch: ``count`` tool-call logs of one agent, as the batch methods take them."""
+    return [
+        {
+            "agent_id": agent_id,
+            "log_level": "INFO",
+            "log_type": "tool_call",
+            "message": f"tool call {number}",
+            "details": {"tool": "bash", "number": number},
+        }
+        for number in range(count)
+    ]
+
+
 BATCH_LOG_SQL = (  # W5's rows, for the raw executemany
     "INSERT INTO agent_logs (agent_id, log_level, log_type, message, details, created_at)"
     " VALUES (?, 'INFO', 'tool_call', ?, ?, ?)"

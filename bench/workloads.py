@@ -330,16 +330,7 @@ async def w5(folder: Path, repeats: int) -> list[Result]:
     definition_id = await fresh_store(path)
     async with DatabaseManager(path) as db:
         agent_id = await db.create_agent(definition_id, "batch")
-    rows = [
-        {
-            "agent_id": agent_id,
-            "log_level": "INFO",
-            "log_type": "tool_call",
-            "message": f"tool call {number}",
-            "details": {"tool": "bash", "number": number},
-        }
-        for number in range(W5_ROWS)
-    ]
+    rows = sessions.batch_rows(agent_id, W5_ROWS)
 
     raw_times: list[float] = []
     store_times: list[float] = []
