@@ -3,19 +3,19 @@
 A session is what the issue defines: create an agent, then 4 prompts each created
 and later completed, and 20 agent logs (5 per prompt) = 29 writes. ``with_costs``
 adds one ``add_agent_cost`` per completed prompt (W3 checks no increment is lost).
-Every implementation writes the same rows as the store (UUID ids, the store's
-timestamp format, compact JSON), so only the write path differs. (Raw
+Every implementation writes the same rows as the store (its own time-ordered
+ids, its timestamp format, compact JSON), so only the write path differs. (Raw
 PostgreSQL passes its timestamps as ``datetime``: ``now`` picks the value.)
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adw_db_ids import new_id
 from orch_database_models import utc_now
 
 PROMPTS_PER_SESSION = 4
@@ -126,14 +126,14 @@ COST_SQL = "UPDATE agents SET cost_usd = cost_usd + ? WHERE id = ?"
 def agent_params(
     definition_id: str, session_id: str, now: Callable[[], Any] = utc_now
 ) -> tuple[str, tuple[Any, ...]]:
-    agent_id = str(uuid.uuid4())
+    agent_id = new_id()
     return agent_id, (agent_id, definition_id, session_id, now())
 
 
 def prompt_params(
     agent_id: str, text: str, now: Callable[[], Any] = utc_now
 ) -> tuple[str, tuple[Any, ...]]:
-    prompt_id = str(uuid.uuid4())
+    prompt_id = new_id()
     return prompt_id, (prompt_id, agent_id, text, now())
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import implementations as impl
 from adw_database import DatabaseManager
+from adw_db_ids import new_id
 from orch_database_models import format_timestamp
 
 AGENTS = 1_000
@@ -62,7 +62,7 @@ def _build(path: Path, definition_id: str, agent_logs: int, system_logs: int) ->
     start = datetime(2026, 1, 1, tzinfo=UTC)
     stamp = lambda seconds: format_timestamp(start + timedelta(seconds=seconds))  # noqa: E731
     agents = [
-        (str(uuid.uuid4()), definition_id, f"session-{n // AGENTS_PER_SESSION:04d}", stamp(n))
+        (new_id(), definition_id, f"session-{n // AGENTS_PER_SESSION:04d}", stamp(n))
         for n in range(AGENTS)
     ]
     connection = impl.raw_connect(path)

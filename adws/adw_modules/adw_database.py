@@ -115,6 +115,7 @@ from orch_database_models import (
     AgentCostIncrement,
     AgentCreate,
     AgentIdPrefix,
+    AgentIdSuffix,
     AgentLogCreate,
     AgentLogQuery,
     AgentQuery,
@@ -829,6 +830,17 @@ class DatabaseManager:
         self._require_open()
         sql = self._sql.select_matching(table, [Condition("id", "LIKE")], limit=True)
         rows = await self._backend.fetch_all(sql, (query.prefix + "%", query.limit), table=table)
+        return self._decode(table, rows)
+
+    async def find_agents_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
+        """Agents whose id ends with ``suffix`` (case-insensitive), in id order,
+        at most ``limit``. Ids are time-ordered, so agents made in the same
+        minute share their first characters; the last ones are random."""
+        table = "agents"
+        query = self._parse(AgentIdSuffix, table, suffix=suffix, limit=limit)
+        self._require_open()
+        sql = self._sql.select_matching(table, [Condition("id", "LIKE")], limit=True)
+        rows = await self._backend.fetch_all(sql, ("%" + query.suffix, query.limit), table=table)
         return self._decode(table, rows)
 
     async def count_old_logs(self, days: float) -> dict[str, int]:

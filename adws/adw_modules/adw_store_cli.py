@@ -158,17 +158,21 @@ def _since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def _agent_by_prefix(db: DatabaseManager, prefix: str) -> dict[str, Any]:
-    prefix = prefix.strip().lower()
-    if not 0 < len(prefix) <= 36 or any(char not in "0123456789abcdef-" for char in prefix):
-        raise CliError(f"{prefix!r} is not an agent id or id prefix (hex digits and dashes)")
-    matches = await db.find_agents_by_prefix(prefix, limit=2)
+async def _agent_by_id_part(db: DatabaseManager, part: str) -> dict[str, Any]:
+    """The one agent whose id starts or ends with ``part`` (lists show an id's
+    last characters: time-ordered ids share their first ones)."""
+    part = part.strip().lower()
+    if not 0 < len(part) <= 36 or any(char not in "0123456789abcdef-" for char in part):
+        raise CliError(f"{part!r} is not an agent id or part of one (hex digits and dashes)")
+    matches = {row["id"]: row for row in await db.find_agents_by_prefix(part, limit=2)}
+    for row in await db.find_agents_by_suffix(part, limit=2):
+        matches.setdefault(row["id"], row)
     if not matches:
-        raise CliError(f"no agent id starts with {prefix!r}")
+        raise CliError(f"no agent id starts or ends with {part!r}")
     if len(matches) > 1:
-        shown = ", ".join(short_id(row["id"]) for row in matches)
-        raise CliError(f"{prefix!r} matches several agents ({shown}, ...): give more characters")
-    return matches[0]
+        shown = ", ".join(short_id(agent_id) for agent_id in list(matches)[:2])
+        raise CliError(f"{part!r} matches several agents ({shown}, ...): give more characters")
+    return next(iter(matches.values()))
 
 
 def _echo_json(value: Any) -> None:
@@ -225,7 +229,7 @@ def agents(
     limit: LimitOption = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Agents, newest first: id prefix, definition, session, status, started, duration, cost."""
+    """Agents, newest first: short id, definition, session, status, started, duration, cost."""
 
     async def work(db: DatabaseManager) -> None:
         rows = await db.list_agents(session, status=status, limit=limit)
@@ -260,7 +264,9 @@ def agents(
 @app.command("agent")
 def agent_detail(
     ctx: typer.Context,
-    agent_id: Annotated[str, typer.Argument(metavar="ID", help="An agent id or its prefix.")],
+    agent_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An agent id, or its first or last characters.")
+    ],
     log_lines: Annotated[
         int, typer.Option("--logs", min=0, help="How many of its last log lines to show.")
     ] = 10,
@@ -269,7 +275,7 @@ def agent_detail(
     """One agent: its prompts (tokens, cost, latency, status) and last log lines."""
 
     async def work(db: DatabaseManager) -> None:
-        agent = await _agent_by_prefix(db, agent_id)
+        agent = await _agent_by_id_part(db, agent_id)
         definition = await db.get_orchestrator_agent(agent["orchestrator_agent_id"])
         prompts = await db.list_prompts(agent["id"])
         logs = await db.list_logs(agent_id=agent["id"], limit=log_lines) if log_lines else []
@@ -428,7 +434,10 @@ def _cost_cells(key: Any, row: dict[str, Any]) -> tuple[Any, ...]:
 @app.command()
 def logs(
     ctx: typer.Context,
-    agent: Annotated[str | None, typer.Option(help="Only this agent's logs (id prefix).")] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Only this agent's logs (id, or its first or last characters)."),
+    ] = None,
     level: Annotated[Level | None, typer.Option(help="This level and above.")] = None,
     log_type: Annotated[str | None, typer.Option("--type", help="Only this log type.")] = None,
     component: Annotated[str | None, typer.Option(help="Only this system component.")] = None,
@@ -463,7 +472,7 @@ def logs(
 
     async def work(db: DatabaseManager) -> None:
         start = _since(since)
-        agent_id = (await _agent_by_prefix(db, agent))["id"] if agent else None
+        agent_id = (await _agent_by_id_part(db, agent))["id"] if agent else None
         filters: dict[str, Any] = {
             "agent_id": agent_id,
             "min_level": level.value if level else None,

@@ -45,11 +45,13 @@ STATUS_STYLES = {
 }
 NUMERIC_COLUMNS = ("agents", "active", "prompts", "rows")
 NUMERIC_WORDS = ("cost", "tokens", "latency", "duration")
-SHORT_ID = 8  # enough to tell agents apart at a glance; `agent ID` takes any prefix
+# An id's last characters: its random part (time-ordered ids share their first
+# ones). Enough to tell agents apart at a glance; `agent ID` takes them.
+SHORT_ID = 8
 
 
 def short_id(value: str | None) -> str:
-    return value[:SHORT_ID] if value else "-"
+    return value[-SHORT_ID:] if value else "-"
 
 
 def money(value: float) -> str:

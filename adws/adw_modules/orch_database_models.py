@@ -37,6 +37,7 @@ __all__ = [
     "AgentCostIncrement",
     "AgentCreate",
     "AgentIdPrefix",
+    "AgentIdSuffix",
     "AgentLog",
     "AgentLogCreate",
     "AgentLogQuery",
@@ -419,13 +420,21 @@ class LogQuery(_Model):
         return self.agent_id is None and self.log_type is None
 
 
+# Part of an agent id: lowercase like the stored ids; at most a whole UUID.
+IdPart = Annotated[
+    str,
+    Field(strict=True, min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$"),
+    BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
+]
+
+
 class AgentIdPrefix(_Model):
-    # Lowercase like the stored ids; at most a whole UUID.
-    prefix: Annotated[
-        str,
-        Field(strict=True, min_length=1, max_length=36, pattern=r"^[0-9a-f-]+$"),
-        BeforeValidator(lambda value: value.strip().lower() if isinstance(value, str) else value),
-    ]
+    prefix: IdPart
+    limit: Limit = 2
+
+
+class AgentIdSuffix(_Model):
+    suffix: IdPart
     limit: Limit = 2
 
 

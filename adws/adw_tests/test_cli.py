@@ -140,7 +140,7 @@ def test_agents(recorded: RecordedSession) -> None:
 
     assert out.splitlines()[0].strip() == "5 agents"
     for key, agent in recorded.agents.items():
-        assert agent[:8] in out, key
+        assert agent[-8:] in out, key  # the random end: time-ordered ids share their start
     assert [row["definition"] for row in listed] == [
         "builder",
         "planner",
@@ -156,11 +156,12 @@ def test_agents(recorded: RecordedSession) -> None:
     assert len(json.loads(ok(recorded.path, "agents", "--limit", "2", "--json"))) == 2
 
 
-def test_agent_by_prefix_shows_prompts_and_last_logs(recorded: RecordedSession) -> None:
+def test_agent_by_id_part_shows_prompts_and_last_logs(recorded: RecordedSession) -> None:
     builder = recorded.agents["a2"]
 
-    out = ok(recorded.path, "agent", builder[:6].upper())
-    detail = json.loads(ok(recorded.path, "agent", builder[:6], "--json", "--logs", "2"))
+    out = ok(recorded.path, "agent", builder[-6:].upper())
+    detail = json.loads(ok(recorded.path, "agent", builder, "--json", "--logs", "2"))
+    by_start = json.loads(ok(recorded.path, "agent", builder[:-4], "--json"))
 
     assert f"agent       {builder}" in out
     assert "definition  builder (builder)" in out
@@ -169,31 +170,39 @@ def test_agent_by_prefix_shows_prompts_and_last_logs(recorded: RecordedSession) 
     assert "2000/500" in out and "$0.0120" in out and "5000 ms" in out
     assert "300/0" in out and "$0.0010" in out and "failed" in out
     assert "last 3 log lines" in out and "tests failed" in out.splitlines()[-1]
-    assert detail["agent"]["id"] == builder
+    assert detail["agent"]["id"] == builder == by_start["agent"]["id"]
     assert detail["definition"]["name"] == "builder"
     assert [p["status"] for p in detail["prompts"]] == ["completed", "failed"]
     assert [row["message"] for row in detail["logs"]] == ["slow test run", "tests failed"]
 
 
-def test_agent_prefix_errors(recorded: RecordedSession) -> None:
+def test_agent_id_part_errors(recorded: RecordedSession) -> None:
     ids = set(recorded.agents.values())
 
-    async def add_agents_until_two_share_a_first_digit() -> None:
+    async def add_agents_until_two_share_a_last_digit() -> None:
         async with DatabaseManager(recorded.path) as db:
             definition = (await db.list_orchestrator_agents())[0]["id"]
-            while len({agent[0] for agent in ids}) == len(ids):
+            while len({agent[-1] for agent in ids}) == len(ids):
                 ids.add(await db.create_agent(definition, "extra"))
 
-    asyncio.run(add_agents_until_two_share_a_first_digit())
-    shared = next(d for d in "0123456789abcdef" if sum(a.startswith(d) for a in ids) > 1)
-    unused = next((d for d in "0123456789abcdef" if not any(a.startswith(d) for a in ids)), None)
+    asyncio.run(add_agents_until_two_share_a_last_digit())
+    shared_end = next(d for d in "0123456789abcdef" if sum(a.endswith(d) for a in ids) > 1)
+    unused = next(
+        (d for d in "0123456789abcdef" if not any(a.startswith(d) or a.endswith(d) for a in ids)),
+        None,
+    )
 
-    assert "matches several agents" in fails(recorded.path, "agent", shared)
+    assert "matches several agents" in fails(recorded.path, "agent", shared_end)
+    shared_start = min(ids)[:4]  # made together: time-ordered ids share their start
+    assert all(agent.startswith(shared_start) for agent in ids)
+    assert "matches several agents" in fails(recorded.path, "agent", shared_start)
     assert "is not an agent id" in fails(recorded.path, "agent", "../etc")
     assert "is not an agent id" in fails(recorded.path, "agent", "0" * 37)
     if unused is not None:
-        assert "no agent id starts with" in fails(recorded.path, "agent", unused)
-    assert "no agent id starts with" in fails(recorded.path, "logs", "--agent", "0000000-0000")
+        assert "no agent id starts or ends with" in fails(recorded.path, "agent", unused)
+    assert "no agent id starts or ends with" in fails(
+        recorded.path, "logs", "--agent", "0000000-0000"
+    )
 
 
 # --- sessions and costs ----------------------------------------------------------------
@@ -264,7 +273,7 @@ def test_logs_interleaved_and_filtered(recorded: RecordedSession) -> None:
     out = ok(recorded.path, "logs")
     errors = ok(recorded.path, "logs", "--level", "ERROR").splitlines()
     as_json = [json.loads(line) for line in ok(recorded.path, "logs", "--json").splitlines()]
-    builder = ok(recorded.path, "logs", "--agent", recorded.agents["a2"][:8], "--json")
+    builder = ok(recorded.path, "logs", "--agent", recorded.agents["a2"][-8:], "--json")
     scheduler = ok(recorded.path, "logs", "--component", "scheduler").splitlines()
     milestones = ok(recorded.path, "logs", "--type", "milestone", "--json").splitlines()
     latest = ok(recorded.path, "logs", "--limit", "2").splitlines()

@@ -87,7 +87,7 @@ async def test_create_and_get_orchestrator_agent(db: DatabaseManager, db_path: P
     after = datetime.now(UTC)
 
     assert str(uuid.UUID(new_id)) == new_id
-    assert uuid.UUID(new_id).version == 4
+    assert uuid.UUID(new_id).version == 7  # time-ordered
     row = check_row("orchestrator_agents", await db.get_orchestrator_agent(agent_id=new_id))
     assert row == {
         "id": new_id,
@@ -234,7 +234,7 @@ async def test_create_and_get_agent_defaults(
         orchestrator_agent_id=definition_id, session_id="feature_Tac_14_Task_8"
     )
     after = datetime.now(UTC)
-    assert uuid.UUID(new_id).version == 4
+    assert uuid.UUID(new_id).version == 7  # time-ordered
     row = check_row("agents", await db.get_agent(agent_id=new_id))
     assert row == {
         "id": new_id,
@@ -453,7 +453,7 @@ async def test_create_and_get_prompt_defaults(
     before = datetime.now(UTC)
     prompt_id = await db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text="Plan it")
     after = datetime.now(UTC)
-    assert uuid.UUID(prompt_id).version == 4
+    assert uuid.UUID(prompt_id).version == 7  # time-ordered
     row = check_row("prompts", await db.get_prompt(prompt_id=prompt_id))
     assert row == {
         "id": prompt_id,

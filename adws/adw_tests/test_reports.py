@@ -238,7 +238,7 @@ async def test_find_agents_by_prefix(store: DatabaseManager, recorded: RecordedS
         d for d in "0123456789abcdef" if not any(a.startswith(d) for a in recorded.agents.values())
     )
 
-    assert [row["id"] for row in await store.find_agents_by_prefix(agent[:8].upper())] == [agent]
+    assert [row["id"] for row in await store.find_agents_by_prefix(agent[:-4].upper())] == [agent]
     assert [row["id"] for row in await store.find_agents_by_prefix(agent)] == [agent]
     assert (await store.find_agents_by_prefix(agent))[0]["context"] == {"issue": 14}
     assert await store.find_agents_by_prefix(unused) == []
@@ -252,6 +252,28 @@ async def test_find_agents_by_prefix_returns_up_to_limit(store: DatabaseManager)
 
     assert found == []
     assert sorted(row["id"] for rows in all_hex for row in rows) == ids
+
+
+async def test_find_agents_by_suffix(store: DatabaseManager, recorded: RecordedSession) -> None:
+    agent = recorded.agents["a2"]
+    others = [a for a in recorded.agents.values() if a != agent]
+    unused = next(
+        d for d in "0123456789abcdef" if not any(a.endswith(d) for a in recorded.agents.values())
+    )
+
+    assert [row["id"] for row in await store.find_agents_by_suffix(agent[-8:].upper())] == [agent]
+    assert [row["id"] for row in await store.find_agents_by_suffix(agent)] == [agent]
+    assert not any(a.endswith(agent[-8:]) for a in others)
+    assert await store.find_agents_by_suffix(agent[:8]) == []  # a start is not an end
+    assert await store.find_agents_by_suffix(unused) == []
+
+
+@pytest.mark.parametrize("part", ["", "xyz", "../a", "0" * 37])
+async def test_find_agents_by_suffix_refuses_what_no_id_looks_like(
+    db: DatabaseManager, part: str
+) -> None:
+    with pytest.raises(ValidationError, match="suffix"):
+        await db.find_agents_by_suffix(part)
 
 
 @pytest.mark.parametrize("prefix", ["", "xyz", "../a", "0" * 37])
