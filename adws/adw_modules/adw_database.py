@@ -1118,8 +1118,9 @@ async def _report(db_path: str | None, demo: bool) -> None:
             for agent in reversed(agents):
                 prompts = await db.list_prompts(agent["id"])
                 tokens = sum(p["tokens_input"] + p["tokens_output"] for p in prompts)
+                # An id's random end: time-ordered ids made together share their start.
                 print(
-                    f"  agent {agent['id'][:8]} {agent['status']:<9} prompts={len(prompts)} "
+                    f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={len(prompts)} "
                     f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
                 )
         print("rows per table:")
