@@ -77,7 +77,9 @@ class Checkpointer:
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
         try:
-            while True:
+            # The loop's test, not only the wait below: a stop() that lands just
+            # before clear() has its wake-up cleared, and would be waited for forever.
+            while not self._stopping.is_set():
                 self._wake.wait()
                 # Let commits gather (one checkpoint per interval); stop() cuts it short.
                 if self._stopping.wait(self._interval):

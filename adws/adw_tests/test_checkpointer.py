@@ -8,11 +8,14 @@ the file growing while the store is open is its work.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from adw_database import DatabaseManager
+from adw_db_checkpointer import Checkpointer
 
 HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
 PAD = "x" * 4000
@@ -66,3 +69,42 @@ async def test_close_ends_the_checkpointer_and_truncates_the_wal(db_path: Path) 
         assert check.execute("SELECT count(*) FROM system_logs").fetchone()[0] == 50
     finally:
         check.close()
+
+
+class _StopLandsBeforeClear(threading.Event):
+    """The checkpointer's wake-up event, with ``stop()`` landing in the instant
+    between a round's wait and its ``clear()`` (the race, made certain)."""
+
+    def __init__(self, checkpointer: Checkpointer, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.checkpointer = checkpointer
+        self.loop = loop
+        self.stop: concurrent.futures.Future[None] | None = None
+
+    def clear(self) -> None:
+        if self.stop is None:
+            self.stop = asyncio.run_coroutine_threadsafe(self.checkpointer.stop(), self.loop)
+            while not self.checkpointer._stopping.is_set():  # stop() has set both events
+                time.sleep(0.001)
+        super().clear()
+
+
+async def test_stop_ends_the_thread_even_when_it_lands_just_before_a_round_clears(
+    db_path: Path,
+) -> None:
+    async with DatabaseManager(db_path):
+        pass  # the file and its schema
+    checkpointer = Checkpointer(
+        "adw-checkpointer:test", lambda: sqlite3.connect(db_path), interval=0.01
+    )
+    wake = _StopLandsBeforeClear(checkpointer, asyncio.get_running_loop())
+    checkpointer._wake = wake
+    checkpointer.start()
+    checkpointer.committed()
+    for _ in range(HANG_GUARD * 100):
+        if wake.stop is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert wake.stop is not None
+    await asyncio.wait_for(asyncio.wrap_future(wake.stop), HANG_GUARD)
+    assert not checkpointer._thread.is_alive()
