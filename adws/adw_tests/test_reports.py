@@ -261,27 +261,20 @@ async def test_find_agents_by_suffix(store: DatabaseManager, recorded: RecordedS
         d for d in "0123456789abcdef" if not any(a.endswith(d) for a in recorded.agents.values())
     )
 
+    assert not any(a.endswith(agent[-8:]) for a in others)  # the random end tells them apart
     assert [row["id"] for row in await store.find_agents_by_suffix(agent[-8:].upper())] == [agent]
     assert [row["id"] for row in await store.find_agents_by_suffix(agent)] == [agent]
-    assert not any(a.endswith(agent[-8:]) for a in others)
     assert await store.find_agents_by_suffix(agent[:8]) == []  # a start is not an end
     assert await store.find_agents_by_suffix(unused) == []
 
 
 @pytest.mark.parametrize("part", ["", "xyz", "../a", "0" * 37])
-async def test_find_agents_by_suffix_refuses_what_no_id_looks_like(
-    db: DatabaseManager, part: str
+@pytest.mark.parametrize("end", ["prefix", "suffix"])
+async def test_find_agents_by_prefix_or_suffix_refuses_what_no_id_looks_like(
+    db: DatabaseManager, end: str, part: str
 ) -> None:
-    with pytest.raises(ValidationError, match="suffix"):
-        await db.find_agents_by_suffix(part)
-
-
-@pytest.mark.parametrize("prefix", ["", "xyz", "../a", "0" * 37])
-async def test_find_agents_by_prefix_refuses_what_no_id_looks_like(
-    db: DatabaseManager, prefix: str
-) -> None:
-    with pytest.raises(ValidationError, match="prefix"):
-        await db.find_agents_by_prefix(prefix)
+    with pytest.raises(ValidationError, match=end):
+        await getattr(db, f"find_agents_by_{end}")(part)
 
 
 # --- retention, storage, streaming ----------------------------------------------
