@@ -66,6 +66,7 @@ MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers w
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 WAL_CHECK_SECONDS = 0.02  # how stale the WAL size may be when a commit looks at it
 CHECKPOINT_INTERVAL = 0.05  # seconds between background checkpoints while commits come in
+CHECKPOINT_RETRY_SECONDS = 0.02  # checkpoint() trying again while another connection checkpoints
 READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
@@ -502,19 +503,29 @@ class SQLiteBackend:
     async def checkpoint(self) -> dict[str, int]:
         """Copy the WAL into the database file and truncate the WAL to zero
         bytes. ``busy`` is 1 when another connection's open read kept part of
-        the WAL from being copied (the next checkpoint finishes the job)."""
+        the WAL from being copied (the next checkpoint finishes the job).
+
+        While another connection checkpoints (this store's own background
+        checkpointer, or another process), SQLite answers at once with busy
+        and no page counts, without waiting ``busy_timeout``: that wait is
+        done here, a try every ``CHECKPOINT_RETRY_SECONDS``."""
         writer = self._require_writer()
         if self._owned_transaction() is not None:
             raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
-        try:
-            async with self._write_lock:
-                rows = await self._retry_busy(
-                    lambda: writer.call(_fetch_all("PRAGMA wal_checkpoint(TRUNCATE)", ()))
-                )
-        except sqlite3.Error as exc:
-            raise self._translate(exc, "(database)", "checkpoint") from exc
-        busy, wal_pages, checkpointed = (int(value) for value in rows[0].values())
-        return {"busy": busy, "wal_pages": wal_pages, "checkpointed_pages": checkpointed}
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                async with self._write_lock:
+                    rows = await self._retry_busy(
+                        lambda: writer.call(_fetch_all("PRAGMA wal_checkpoint(TRUNCATE)", ()))
+                    )
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "(database)", "checkpoint") from exc
+            busy, wal_pages, checkpointed = (int(value) for value in rows[0].values())
+            another_checkpointing = busy == 1 and wal_pages == -1
+            if not another_checkpointing or time.monotonic() >= deadline:
+                return {"busy": busy, "wal_pages": wal_pages, "checkpointed_pages": checkpointed}
+            await asyncio.sleep(CHECKPOINT_RETRY_SECONDS)
 
     async def storage(self) -> dict[str, int]:
         """Bytes on disk (the file and its WAL) and how the file's pages are used."""

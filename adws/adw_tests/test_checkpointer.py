@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
@@ -108,3 +109,44 @@ async def test_stop_ends_the_thread_even_when_it_lands_just_before_a_round_clear
     assert wake.stop is not None
     await asyncio.wait_for(asyncio.wrap_future(wake.stop), HANG_GUARD)
     assert not checkpointer._thread.is_alive()
+
+
+# Another process checkpointing holds SQLite's checkpoint lock: byte 121 of the
+# -shm file (the WAL index's locks start at 120; the checkpoint lock is the second).
+HOLD_CHECKPOINT_LOCK = """
+import fcntl, os, sys
+handle = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 121, os.SEEK_SET)
+print("locked", flush=True)
+sys.stdin.readline()
+"""
+
+
+async def test_checkpoint_waits_for_another_process_checkpointing(db_path: Path) -> None:
+    async with DatabaseManager(db_path) as db:
+        for index in range(20):
+            await db.create_system_log("INFO", "other", f"entry {index}", {"pad": PAD})
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            HOLD_CHECKPOINT_LOCK,
+            f"{db_path}-shm",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert (await holder.stdout.readline()).strip() == b"locked"
+            checkpoint = asyncio.create_task(db.checkpoint())
+            await asyncio.sleep(0.3)
+            waited = not checkpoint.done()  # SQLite itself answers at once: busy
+            holder.stdin.write(b"\n")
+            await holder.stdin.drain()
+            result = await asyncio.wait_for(checkpoint, HANG_GUARD)
+        finally:
+            if holder.returncode is None:
+                holder.kill()
+            await holder.wait()
+        assert waited
+        assert result == {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
+        assert Path(f"{db_path}-wal").stat().st_size == 0
