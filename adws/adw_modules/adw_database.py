@@ -856,7 +856,8 @@ class DatabaseManager:
         return counts
 
     async def checkpoint(self) -> dict[str, int]:
-        """Fold the WAL into the database file and truncate it. Returns SQLite's
+        """Fold the WAL into the database file and truncate it, waiting up to
+        ``busy_timeout`` while another connection checkpoints. Returns SQLite's
         ``busy`` (1: an open read kept part of the WAL), ``wal_pages`` and
         ``checkpointed_pages`` (both 0 once the WAL is truncated)."""
         self._require_open()

@@ -78,6 +78,7 @@ def test_the_generated_copy_passes_the_stores_own_suite(generated: Path) -> None
             "-m",
             "pytest",
             "-q",
+            "-rfE",  # the summary names what failed: it is in the tail the assertion shows
             "-c",
             os.devnull,
             "--rootdir",
