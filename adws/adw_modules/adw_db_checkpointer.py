@@ -21,7 +21,7 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = ["Checkpointer"]
 
@@ -50,6 +50,7 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pending = False  # commits since the last checkpoint started
+        self._running = threading.Lock()  # held while a checkpoint runs (see paused())
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
 
@@ -64,6 +65,14 @@ class Checkpointer:
         if not self._pending:
             self._pending = True
             self._wake.set()
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """No background checkpoint runs inside this block (one running now is
+        waited for). SQLite lets one connection checkpoint at a time and turns
+        the others away at once, so the writer's own checkpoint goes here."""
+        with self._running:
+            yield
 
     async def stop(self) -> None:
         """Let a running checkpoint finish, close the connection, end the
@@ -106,6 +115,7 @@ class Checkpointer:
 
     def _checkpoint(self, connection: sqlite3.Connection) -> None:
         try:
-            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            with self._running:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except sqlite3.Error as exc:  # another process checkpointing, a full disk: next round
             logger.debug("%s: checkpoint skipped: %s", self._thread.name, exc)

@@ -167,7 +167,8 @@ def _after_commit(wal: Path, checkpointer: Checkpointer) -> Callable[[sqlite3.Co
         except FileNotFoundError:
             return
         if size > JOURNAL_SIZE_LIMIT:
-            connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            with checkpointer.paused():  # a background checkpoint now would refuse this one
+                connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
 
     return housekeeping
 
