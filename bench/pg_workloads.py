@@ -28,7 +28,7 @@ from workloads import W2_COROUTINES, W5_ROWS, Result, clock, concurrent_sessions
 RAW_PER_OP = "raw asyncpg commit/op"
 RAW_ONE_TXN = "raw asyncpg one txn"
 STORE = "store (PostgreSQL)"
-W1_ROUNDS = 3
+W1_ROUNDS = 6  # more, shorter turns: the server's own background work averages out
 
 
 @asynccontextmanager
