@@ -60,6 +60,7 @@ BASE_TEMPLATES = (
     "adws/adw_modules/adw_db_location.py",
     "adws/adw_modules/adw_db_ownership.py",
     "adws/adw_modules/adw_db_postgres.py",
+    "adws/adw_modules/adw_db_reports.py",
     "adws/adw_modules/adw_db_schema.py",
     "adws/adw_modules/adw_db_sql.py",
     "adws/adw_modules/adw_db_sqlite.py",
