@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from adw_database import DatabaseManager
@@ -122,31 +124,55 @@ sys.stdin.readline()
 """
 
 
+@contextlib.asynccontextmanager
+async def another_process_checkpointing(
+    db_path: Path,
+) -> AsyncIterator[Callable[[], Awaitable[None]]]:
+    """A second process holding the checkpoint lock until the yielded
+    ``release()`` is awaited (or the block ends)."""
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        HOLD_CHECKPOINT_LOCK,
+        f"{db_path}-shm",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert holder.stdout is not None and holder.stdin is not None
+    stdin = holder.stdin
+
+    async def release() -> None:
+        stdin.write(b"\n")
+        await stdin.drain()
+
+    try:
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        yield release
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+        await holder.wait()
+
+
 async def test_checkpoint_waits_for_another_process_checkpointing(db_path: Path) -> None:
     async with DatabaseManager(db_path) as db:
         for index in range(20):
             await db.create_system_log("INFO", "other", f"entry {index}", {"pad": PAD})
-        holder = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            HOLD_CHECKPOINT_LOCK,
-            f"{db_path}-shm",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert holder.stdout is not None and holder.stdin is not None
-        try:
-            assert (await holder.stdout.readline()).strip() == b"locked"
+        async with another_process_checkpointing(db_path) as release:
             checkpoint = asyncio.create_task(db.checkpoint())
             await asyncio.sleep(0.3)
             waited = not checkpoint.done()  # SQLite itself answers at once: busy
-            holder.stdin.write(b"\n")
-            await holder.stdin.drain()
+            await release()
             result = await asyncio.wait_for(checkpoint, HANG_GUARD)
-        finally:
-            if holder.returncode is None:
-                holder.kill()
-            await holder.wait()
         assert waited
         assert result == {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
         assert Path(f"{db_path}-wal").stat().st_size == 0
+
+
+async def test_checkpoint_gives_up_after_busy_timeout_and_says_busy(db_path: Path) -> None:
+    async with DatabaseManager(db_path, busy_timeout=0.2) as db:
+        await db.create_system_log("INFO", "other", "entry", {"pad": PAD})
+        async with another_process_checkpointing(db_path):
+            result = await asyncio.wait_for(db.checkpoint(), HANG_GUARD)
+        assert result == {"busy": 1, "wal_pages": -1, "checkpointed_pages": -1}
+        assert len(await db.get_system_logs(component="other")) == 1
