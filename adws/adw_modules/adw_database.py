@@ -105,9 +105,21 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from adw_db_backend import Backend
-from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
+from adw_db_errors import (
+    NOT_CONNECTED,
+    BusyError,
+    ConnectionLostError,
+    DatabaseError,
+    IntegrityError,
+    NotConnectedError,
+    SchemaError,
+    StatementTimeoutError,
+    TransactionScopeError,
+    ValidationError,
+)
 from adw_db_ids import new_id
 from adw_db_location import PoolSettings, is_postgres_url, redact_url, sqlite_url_path
+from adw_db_ownership import Transaction
 from adw_db_reports import ReportQueries
 from adw_db_schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH, TABLES
 from adw_db_sql import Condition, SqlBuilder
@@ -140,11 +152,17 @@ from pydantic import BaseModel
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_DB_PATH",
+    "BusyError",
+    "ConnectionLostError",
     "DatabaseError",
     "DatabaseManager",
     "IntegrityError",
+    "NotConnectedError",
     "PoolSettings",
     "SchemaError",
+    "StatementTimeoutError",
+    "Transaction",
+    "TransactionScopeError",
     "ValidationError",
 ]
 
@@ -341,17 +359,26 @@ class DatabaseManager(ReportQueries):
     ) -> None:
         await self.close()
 
-    def transaction(self) -> AbstractAsyncContextManager[None]:
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
         """Every write this task makes inside the block commits together at
-        exit, or none does if the block raises. Nested blocks are savepoints."""
+        exit, or none does if the block raises. Nested blocks are savepoints.
+
+        ``async with db.transaction() as tx`` gives a ``Transaction`` whose
+        ``committed`` says afterwards whether the writes are stored: the one
+        thing an exception cannot say when the task was cancelled while the
+        COMMIT ran (it finishes, then ``CancelledError`` propagates). The block
+        belongs to this task: tasks started inside it cannot write while it
+        is open (``TransactionScopeError``)."""
         self._require_open()
         return self._backend.transaction()
 
     def _require_open(self) -> None:
         if not self._backend.is_open:
             if self._closed:
-                raise DatabaseError("the store is closed: call `await db.connect()` to reopen it")
-            raise DatabaseError(NOT_CONNECTED)
+                raise NotConnectedError(
+                    "the store is closed: call `await db.connect()` to reopen it"
+                )
+            raise NotConnectedError(NOT_CONNECTED)
 
     async def schema_version(self) -> int:
         self._require_open()
@@ -708,11 +735,7 @@ class DatabaseManager(ReportQueries):
     # --- the shared steps ------------------------------------------------------
 
     def _parse(self, model: type[ModelT], table: str, /, **data: Any) -> ModelT:
-        try:
-            return parse_input(model, table, data)
-        except ValidationError as exc:
-            logger.error("rejected input: %s", exc)
-            raise
+        return parse_input(model, table, data)
 
     def _parse_update(
         self, model: type[BaseModel], table: str, fields: Mapping[str, Any]
@@ -727,7 +750,6 @@ class DatabaseManager(ReportQueries):
         try:
             return canonical_uuid(value)
         except ValueError as exc:
-            logger.error("rejected id for %s: %s", table, exc)
             raise ValidationError(f"{table}.id: {exc}", table=table, field="id") from None
 
     def _encode(self, table: str, row: Mapping[str, Any]) -> list[Any]:
@@ -764,16 +786,11 @@ class DatabaseManager(ReportQueries):
         rows = list(rows)
         for index, row in enumerate(rows):
             if not isinstance(row, Mapping):
-                raise self._rejected(
-                    ValidationError(
-                        f"{table}[{index}]: each row must be a dict, got {type(row).__name__}",
-                        table=table,
-                    )
+                raise ValidationError(
+                    f"{table}[{index}]: each row must be a dict, got {type(row).__name__}",
+                    table=table,
                 )
-        try:
-            parsed = parse_rows(model, table, rows)
-        except ValidationError as exc:
-            raise self._rejected(exc) from exc.__cause__
+        parsed = parse_rows(model, table, rows)
         fields = list(model.model_fields)
         json_positions = [fields.index(name) for name in JSON_COLUMNS.get(table, ())]
         now = utc_now()  # one moment for the batch; ids keep the rows' order
@@ -791,10 +808,6 @@ class DatabaseManager(ReportQueries):
         logger.debug("insert %s rows into %s", len(params), table)
         sql = self._sql.insert(table, [*fields, "created_at"])
         return await self._backend.insert_many(sql, params, table=table)
-
-    def _rejected(self, error: ValidationError) -> ValidationError:
-        logger.error("rejected input: %s", error)
-        return error
 
     async def _explain_missing_reference(
         self, table: str, row: Mapping[str, Any], error: IntegrityError

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple, Protocol
 
+from adw_db_ownership import Transaction
 from adw_db_sql import Dialect
 
 __all__ = ["Backend", "Row", "WriteOutcome", "WriteResult"]
@@ -54,7 +55,7 @@ class Backend(Protocol):
 
     async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     async def schema_version(self) -> int: ...
 

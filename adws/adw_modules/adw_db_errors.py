@@ -3,16 +3,26 @@
 Every fault the store reports is a ``DatabaseError``. Driver exceptions are
 translated once, at the backend boundary, and kept as ``__cause__``; callers
 never need to import sqlite3 or asyncpg to handle a failure. Structured fields
-(``table``, ``field``) say where the fault is, so nobody has to parse messages.
+(``table``, ``field``) say where the fault is, and the class says what kind of
+fault it is, so nobody has to parse messages. ``retryable`` is true where the
+same call may succeed if made again later (busy, connection lost, timed out).
+
+The store raises what it reports and does not log it: whether an error is
+worth a line on stderr is the application's call.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "NOT_CONNECTED",
+    "BusyError",
+    "ConnectionLostError",
     "DatabaseError",
     "IntegrityError",
+    "NotConnectedError",
     "SchemaError",
+    "StatementTimeoutError",
+    "TransactionScopeError",
     "ValidationError",
 ]
 
@@ -25,6 +35,8 @@ NOT_CONNECTED = (
 
 class DatabaseError(Exception):
     """Root of every error the store raises (also: the database itself failed)."""
+
+    retryable = False  # the same call may succeed later (set on the subclasses that can)
 
     def __init__(self, message: str, *, table: str | None = None, field: str | None = None):
         super().__init__(message)
@@ -57,3 +69,39 @@ class IntegrityError(DatabaseError):
 
 class SchemaError(DatabaseError):
     """The schema file is missing or invalid, or the database is of a newer version."""
+
+
+class BusyError(DatabaseError):
+    """The database stayed locked by another connection or process for longer
+    than the store waits (SQLite's "database is locked"), or no pooled
+    connection came free in time (PostgreSQL): nothing was written; retry later."""
+
+    retryable = True
+
+
+class ConnectionLostError(DatabaseError):
+    """The connection to the server broke during the call (server restart,
+    terminated backend, network): the call's transaction was rolled back by
+    the server; the next call uses a new connection."""
+
+    retryable = True
+
+
+class StatementTimeoutError(DatabaseError):
+    """One statement ran longer than its time limit (PostgreSQL's
+    ``command_timeout``) and was stopped: nothing of it was written."""
+
+    retryable = True
+
+
+class NotConnectedError(DatabaseError):
+    """The store is not open: ``connect()`` was never called, ``close()`` was,
+    or the store was closed while the call waited."""
+
+
+class TransactionScopeError(DatabaseError):
+    """A ``transaction()`` belongs to the task that opened it. A task started
+    inside the block (``asyncio.gather``, ``create_task``, a ``TaskGroup``)
+    that writes, or opens a transaction, while the block is still open gets
+    this error at once instead of a deadlock (SQLite) or a write outside the
+    transaction (PostgreSQL): nothing was written."""

@@ -35,7 +35,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -44,10 +43,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from adw_db_backend import Row, WriteResult
-from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError
+from adw_db_errors import (
+    NOT_CONNECTED,
+    ConnectionLostError,
+    DatabaseError,
+    IntegrityError,
+    NotConnectedError,
+    SchemaError,
+)
 from adw_db_location import PoolSettings, redact_url
-from adw_db_ownership import TaskTransactions
+from adw_db_ownership import TaskTransactions, Transaction
 from adw_db_schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
+from adw_db_shield import run_to_completion
 from adw_db_sql import POSTGRES, Dialect
 from orch_database_models import format_timestamp
 
@@ -87,9 +94,12 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
 )
 
 
-@dataclass
-class _Transaction:
-    connection: Any  # asyncpg.Connection
+class _Transaction(Transaction):
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any) -> None:  # an asyncpg.Connection
+        super().__init__()
+        self.connection = connection
 
 
 _transactions: TaskTransactions[_Transaction] = TaskTransactions("adw_postgres_transaction")
@@ -279,9 +289,7 @@ class PostgresBackend:
                 server_settings=_server_settings(self.url),
             )
         except DRIVER_ERRORS as exc:
-            error = DatabaseError(f"cannot connect to {self.location}: {exc}")
-            logger.error("%s", error)
-            raise error from exc
+            raise DatabaseError(f"cannot connect to {self.location}: {exc}") from exc
         try:
             async with pool.acquire(timeout=settings.acquire_timeout) as connection:
                 await self._migrate(connection)
@@ -289,16 +297,20 @@ class PostgresBackend:
             pool.terminate()
             if isinstance(exc, DRIVER_ERRORS):
                 raise self._translate(exc, "(database)", "open") from exc
-            if isinstance(exc, DatabaseError):
-                logger.error("%s", exc)
             raise
         self._pool = pool
         self._connections = _Connections(pool, settings)
         logger.debug("opened %s (schema version %s)", self.location, LATEST_VERSION)
 
     async def close(self) -> None:
+        """Close the pool; a caller cancelled meanwhile waits until it is
+        closed, so that no connection is left half open."""
         if self._owned_transaction() is not None:
             raise DatabaseError("close() called inside transaction(): leave the block first")
+        _transactions.refuse_inherited(self, "close()")
+        await run_to_completion(self._close())
+
+    async def _close(self) -> None:
         pool, self._pool = self._pool, None
         connections, self._connections = self._connections, None
         if pool is None:
@@ -374,20 +386,24 @@ class PostgresBackend:
 
     def _require_open(self) -> _Connections:
         if self._connections is None:
-            raise DatabaseError(NOT_CONNECTED)
+            raise NotConnectedError(NOT_CONNECTED)
         return self._connections
 
     def _owned_transaction(self) -> _Transaction | None:
         return _transactions.owned(self)
 
-    async def _run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    async def _run(self, work: Callable[[Any], Awaitable[T]], *, writes: str = "") -> T:
         """``work`` on a connection: the owning transaction's, in a savepoint
         of its own, else one lent for this statement alone. (A ``try`` rather
-        than a context manager: it is every statement's path, and cheaper.)"""
+        than a context manager: it is every statement's path, and cheaper.)
+        ``writes`` names the table of a write, which a task started inside
+        another task's open transaction may not make."""
         connections = self._require_open()
         owned = self._owned_transaction()
         if owned is not None:
             return await self._in_savepoint(owned.connection, work)
+        if writes:
+            _transactions.refuse_inherited(self, f"{writes}: a write")
         connection = await connections.take()
         clean = False
         try:
@@ -414,9 +430,13 @@ class PostgresBackend:
         ``RETURNING id`` reports the new id as ``lastrowid``."""
         try:
             if self.dialect.returning_id and sql.endswith(self.dialect.returning_id):
-                new_id = await self._run(lambda connection: connection.fetchval(sql, *params))
+                new_id = await self._run(
+                    lambda connection: connection.fetchval(sql, *params), writes=table
+                )
                 return WriteResult(1, int(new_id))
-            status = await self._run(lambda connection: connection.execute(sql, *params))
+            status = await self._run(
+                lambda connection: connection.execute(sql, *params), writes=table
+            )
             return WriteResult(_rowcount(status), None)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
@@ -434,7 +454,9 @@ class PostgresBackend:
         """Run one statement for each parameter row, in one round trip per
         batch (moving data in bulk); joins this task's transaction, if any."""
         try:
-            await self._run(lambda connection: connection.executemany(sql, param_rows))
+            await self._run(
+                lambda connection: connection.executemany(sql, param_rows), writes=table
+            )
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "bulk write") from exc
 
@@ -449,7 +471,9 @@ class PostgresBackend:
         in a savepoint of the block, like any statement. The identity hands
         out the ids row after row, as single inserts would."""
         try:
-            records = await self._run(lambda connection: connection.fetchmany(sql, rows))
+            records = await self._run(
+                lambda connection: connection.fetchmany(sql, rows), writes=table
+            )
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "write") from exc
         return [int(record[0]) for record in records]
@@ -465,6 +489,7 @@ class PostgresBackend:
         self._require_open()
         if self._owned_transaction() is not None:
             raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
+        _transactions.refuse_inherited(self, "checkpoint()")  # the same rule as SQLite's
         return {"busy": 0, "wal_pages": 0, "checkpointed_pages": 0}
 
     async def storage(self) -> dict[str, int]:
@@ -488,16 +513,17 @@ class PostgresBackend:
         }
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         connections = self._require_open()
         current = self._owned_transaction()
         if current is not None:
             try:
                 async with current.connection.transaction():  # a savepoint
-                    yield
+                    yield current
             except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "(transaction)", "savepoint") from exc
             return
+        _transactions.refuse_inherited(self, "transaction()")
         try:
             connection = await connections.take()
         except DRIVER_ERRORS as exc:
@@ -509,21 +535,42 @@ class PostgresBackend:
                 await block.start()
             except DRIVER_ERRORS as exc:
                 raise self._translate(exc, "(transaction)", "begin") from exc
-            token = _transactions.enter(self, _Transaction(connection))
+            transaction = _Transaction(connection)
+            token = _transactions.enter(self, transaction)
             try:
-                yield
-            except BaseException:
-                await self._rollback(block)
-                raise
+                try:
+                    yield transaction
+                except BaseException:
+                    transaction.state = "rolled_back"
+                    await self._rollback(block)
+                    raise
+                await self._commit(block, transaction)
             finally:
                 _transactions.leave(token)
-            try:
-                await block.commit()
-            except DRIVER_ERRORS as exc:
-                raise self._translate(exc, "(transaction)", "commit") from exc
             clean = True
         finally:
             await connections.put_back(connection, clean=clean)
+
+    async def _commit(self, block: Any, transaction: _Transaction) -> None:
+        """COMMIT, to the server's answer even if the caller is cancelled
+        meanwhile: cut short, the client could not tell whether the server
+        committed. ``transaction.state`` records the answer."""
+
+        async def commit() -> None:
+            try:
+                await block.commit()
+            except CONNECTION_LOST:
+                transaction.state = "unknown"  # the server may have committed before it went
+                raise
+            except BaseException:
+                transaction.state = "rolled_back"
+                raise
+            transaction.state = "committed"
+
+        try:
+            await run_to_completion(commit())
+        except DRIVER_ERRORS as exc:
+            raise self._translate(exc, "(transaction)", "commit") from exc
 
     async def _rollback(self, block: Any) -> None:
         """Undo, even if the caller is being cancelled; a lost connection has
@@ -549,12 +596,11 @@ class PostgresBackend:
                 message, table=table, field=getattr(exc, "column_name", None), constraint=kind
             )
         elif isinstance(exc, CONNECTION_LOST):
-            error = DatabaseError(
+            error = ConnectionLostError(
                 f"{table}: {action} failed: the connection to {self.location} was lost "
                 f"({exc}); the next call uses a new connection",
                 table=table,
             )
         else:
             error = DatabaseError(f"{table}: {action} failed: {exc}", table=table)
-        logger.error("%s", error)
         return error

@@ -11,9 +11,16 @@ How concurrency works
 * ``transaction()`` is serialised by an ``asyncio.Lock`` and starts with
   ``BEGIN IMMEDIATE``, so it owns the database's write lock from the first
   statement on and can never deadlock on a lock upgrade. The task that opened
-  it is recorded; only that task's writes join it (a ``ContextVar`` copied into
-  child tasks is not enough to join). Other tasks' writes wait in the writer
-  thread until it ends. Nested blocks become savepoints.
+  it is recorded; only that task's writes join it. Other tasks' writes wait in
+  the writer thread until it ends; tasks started inside the block are refused
+  while it is open (``adw_db_ownership``), since the block may be waiting for
+  them. Nested blocks become savepoints.
+* Cancellation never leaves the write connection inside a transaction: BEGIN
+  waits for another connection's lock on the event loop, one try at a time
+  (a cancelled wait holds nothing), and every statement queued on the writer
+  runs before its caller's ``CancelledError`` propagates, so the block knows
+  whether to roll back. A COMMIT that has started finishes; the block's
+  ``Transaction`` says whether it committed.
 * Reads use their own aiosqlite connections (WAL lets them run beside a
   writer), so they never wait for another task's open transaction. Reads by
   the task that owns the open transaction use the writer, and so see that
@@ -23,7 +30,13 @@ How concurrency works
   released, so no failure leaves the database write-locked.
 * WAL housekeeping: ``journal_size_limit`` caps the WAL file left after a
   checkpoint, and ``close()`` checkpoints and truncates the WAL when no other
-  connection is using the file.
+  connection is using the file. Past ``JOURNAL_SIZE_LIMIT`` the writer tries
+  to restart the WAL without waiting: a reader holding an old snapshot makes
+  the try fail at once (the WAL keeps growing until it lets go), never makes
+  writes wait.
+* Every thread of the store is a daemon: a program that never reaches
+  ``close()`` (it crashed) still exits. Writes are acknowledged only once
+  committed, so that exit loses nothing acknowledged.
 """
 
 from __future__ import annotations
@@ -32,18 +45,28 @@ import asyncio
 import logging
 import random
 import sqlite3
+import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 from adw_db_checkpointer import Checkpointer
-from adw_db_errors import NOT_CONNECTED, DatabaseError, IntegrityError, SchemaError, ValidationError
-from adw_db_ownership import TaskTransactions
+from adw_db_errors import (
+    NOT_CONNECTED,
+    BusyError,
+    DatabaseError,
+    IntegrityError,
+    NotConnectedError,
+    SchemaError,
+    ValidationError,
+)
+from adw_db_ownership import TaskTransactions, Transaction
 from adw_db_schema import LATEST_VERSION, TABLES, statements_to_upgrade
+from adw_db_shield import run_to_completion
 from adw_db_sql import SQLITE, Dialect
 from adw_db_writer import (
     BUSY_RETRIES,
@@ -67,6 +90,8 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes of WAL kept after a checkpoint
 WAL_CHECK_SECONDS = 0.02  # how stale the WAL size may be when a commit looks at it
 CHECKPOINT_INTERVAL = 0.05  # seconds between background checkpoints while commits come in
 CHECKPOINT_RETRY_SECONDS = 0.02  # checkpoint() trying again while another connection checkpoints
+BEGIN_FIRST_WAIT = 0.001  # seconds before BEGIN tries again for a lock another connection holds
+BEGIN_LONGEST_WAIT = 0.05  # ... doubling up to this
 READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
 # Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
@@ -83,9 +108,12 @@ T = TypeVar("T")
 Row = dict[str, Any]
 
 
-@dataclass
-class _Transaction:
-    savepoints: int = 0
+class _Transaction(Transaction):
+    __slots__ = ("savepoints",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.savepoints = 0
 
 
 _transactions: TaskTransactions[_Transaction] = TaskTransactions("adw_sqlite_transaction")
@@ -105,6 +133,42 @@ def _size_of(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _make_daemon(connection: aiosqlite.Connection) -> None:
+    """aiosqlite's thread is not a daemon: a program that never closed the
+    store would wait for it forever at exit. Set before the thread starts."""
+    thread = getattr(connection, "_thread", connection)  # aiosqlite < 0.21: the connection
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
+def _table_columns(connection: sqlite3.Connection) -> dict[str, set[str]]:
+    """The columns of every table in the file, by table (SQLite's own excluded)."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    ]
+    return {
+        name: {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))}
+        for name in names
+    }
+
+
+def _schema_columns(schema_path: Path) -> dict[str, set[str]]:
+    """The tables and columns the schema file creates, read from a scratch
+    database in memory (the file's own text is the one source)."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        for statement in statements_to_upgrade(0, schema_path):
+            scratch.execute(statement)
+        return _table_columns(scratch)
+    except sqlite3.Error as exc:
+        raise SchemaError(f"invalid schema file {schema_path}: {exc}") from exc
+    finally:
+        scratch.close()
 
 
 def _primary_code(exc: sqlite3.Error) -> int:
@@ -136,6 +200,32 @@ def _undo(statement: str) -> Callable[[sqlite3.Connection], None]:
     return run
 
 
+def _commit(transaction: _Transaction) -> Callable[[sqlite3.Connection], None]:
+    """COMMIT, recording success on ``transaction`` on the writer thread: a
+    caller cancelled meanwhile reads it there once the statement has run."""
+
+    def run(connection: sqlite3.Connection) -> None:
+        connection.execute("COMMIT")
+        transaction.state = "committed"
+
+    return run
+
+
+def _without_busy_wait(
+    statement: str, busy_timeout_ms: int
+) -> Callable[[sqlite3.Connection], list[Row]]:
+    """``statement`` with SQLite's busy handler off: busy answers at once."""
+
+    def run(connection: sqlite3.Connection) -> list[Row]:
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            return _as_dicts(connection.execute(statement).fetchall())
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+
+    return run
+
+
 def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
     """Fold the WAL into the file and truncate it, unless another connection
     is using the file (then it returns at once instead of waiting: the last
@@ -145,15 +235,21 @@ def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
-def _after_commit(wal: Path, checkpointer: Checkpointer) -> Callable[[sqlite3.Connection], None]:
+def _after_commit(
+    wal: Path, checkpointer: Checkpointer, busy_timeout_ms: int
+) -> Callable[[sqlite3.Connection], None]:
     """After a commit: tell the checkpointer, and once the WAL outgrows
-    ``JOURNAL_SIZE_LIMIT``, wait for readers and restart it. Passive
-    checkpoints never wait, so with writers always appending (here or in other
-    processes) they never find a moment to restart the WAL, and it would grow
-    without bound; ``journal_size_limit`` then trims the file. The size is
-    looked at every ``WAL_CHECK_SECONDS`` at most: a look is a system call,
-    and commits come thousands of times a second."""
+    ``JOURNAL_SIZE_LIMIT``, try to restart it. Passive checkpoints never wait,
+    so with writers always appending (here or in other processes) they never
+    find a moment to restart the WAL, and it would grow without bound;
+    ``journal_size_limit`` then trims the file. The restart does not wait for
+    readers: one holding an old snapshot (another process's long read) makes
+    it answer busy at once, and it is tried again at the next look, so writes
+    never wait for that reader. The size is looked at every
+    ``WAL_CHECK_SECONDS`` at most: a look is a system call, and commits come
+    thousands of times a second."""
     next_look = 0.0
+    restart = _without_busy_wait("PRAGMA wal_checkpoint(RESTART)", busy_timeout_ms)
 
     def housekeeping(connection: sqlite3.Connection) -> None:
         nonlocal next_look
@@ -168,7 +264,7 @@ def _after_commit(wal: Path, checkpointer: Checkpointer) -> Callable[[sqlite3.Co
             return
         if size > JOURNAL_SIZE_LIMIT:
             with checkpointer.paused():  # a background checkpoint now would refuse this one
-                connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                restart(connection)
 
     return housekeeping
 
@@ -211,6 +307,10 @@ class SQLiteBackend:
         self._no_reads_in_flight.set()
         self._write_lock = asyncio.Lock()  # one transaction() (or checkpoint, close) at a time
 
+    @property
+    def _busy_ms(self) -> int:
+        return int(self.busy_timeout * 1000)
+
     # --- lifecycle -------------------------------------------------------------
 
     @property
@@ -230,11 +330,11 @@ class SQLiteBackend:
         writer = WriterThread(
             f"adw-writer:{self.path.name}",
             max_queued=MAX_QUEUED_WRITES,
-            after_commit=_after_commit(Path(f"{self.path}-wal"), checkpointer),
+            after_commit=_after_commit(Path(f"{self.path}-wal"), checkpointer, self._busy_ms),
         )
         try:
             self._refuse_foreign_file()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_folder()
             await writer.start(self._open_write_connection)
             version = await writer.call(_read_version)
             if version > LATEST_VERSION:
@@ -253,25 +353,29 @@ class SQLiteBackend:
                 self._readers.put_nowait(reader)
             checkpointer.start()
         except BaseException as exc:
-            await self._close_connections(writer, checkpointer, before_close=None)
+            await run_to_completion(
+                self._close_connections(writer, checkpointer, before_close=None)
+            )
             if created:
                 self._remove_created_files()
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc, "(database)", "open") from exc
             if isinstance(exc, OSError):
-                error = DatabaseError(f"cannot open {self.path}: {exc}")
-                logger.error("%s", error)
-                raise error from exc
-            if isinstance(exc, DatabaseError):
-                logger.error("%s", exc)
+                raise DatabaseError(f"cannot open {self.path}: {exc}") from exc
             raise
         self._writer = writer
         self._checkpointer = checkpointer
         logger.debug("opened %s (schema version %s)", self.path, LATEST_VERSION)
 
     async def close(self) -> None:
+        """Close everything; a caller cancelled meanwhile waits until the
+        store is closed, so that no connection or thread is left half open."""
         if self._owned_transaction() is not None:
             raise DatabaseError("close() called inside transaction(): leave the block first")
+        _transactions.refuse_inherited(self, "close()")
+        await run_to_completion(self._close())
+
+    async def _close(self) -> None:
         async with self._write_lock:
             writer, self._writer = self._writer, None
             checkpointer, self._checkpointer = self._checkpointer, None
@@ -279,13 +383,26 @@ class SQLiteBackend:
         logger.debug("closed %s", self.path)
 
     def _refuse_foreign_file(self) -> None:
-        if self.path.is_dir():
+        """Look before touching anything: only a regular file that starts
+        like a SQLite database (or no file yet) may be opened."""
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            raise DatabaseError(self._blocked_folder_message()) from None
+        except OSError as exc:
+            raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
+        if stat.S_ISDIR(mode):
             raise DatabaseError(f"{self.path} is a directory, not a SQLite database file")
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never be a database
+            raise DatabaseError(
+                f"{self.path} is not a regular file (a pipe, socket or device?): "
+                "the store needs a SQLite database file"
+            )
         try:
             with self.path.open("rb") as handle:
                 header = handle.read(len(SQLITE_MAGIC))
-        except FileNotFoundError:
-            return
         except OSError as exc:
             raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
         if header and header != SQLITE_MAGIC:
@@ -293,10 +410,26 @@ class SQLiteBackend:
                 f"{self.path} is not a SQLite database (the file was left untouched)"
             )
 
+    def _blocked_folder_message(self) -> str:
+        """Which part of the path is a file where a folder has to be."""
+        for ancestor in reversed(self.path.parents):
+            if ancestor.exists() and not ancestor.is_dir():
+                return (
+                    f"cannot create {self.path}: {ancestor} is a file, not a folder "
+                    "(choose another path, or move that file)"
+                )
+        return f"cannot create {self.path}: a part of its folder is not a folder"
+
+    def _create_folder(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise DatabaseError(self._blocked_folder_message()) from None
+
     def _settings(self) -> list[str]:
         """Per-connection settings; none of them writes to the file."""
         return [
-            f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}",
+            f"PRAGMA busy_timeout = {self._busy_ms}",
             "PRAGMA foreign_keys = ON",
             f"PRAGMA synchronous = {self.synchronous}",
             f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}",
@@ -332,6 +465,7 @@ class SQLiteBackend:
 
     async def _connect(self) -> aiosqlite.Connection:
         connection = aiosqlite.connect(self.path, isolation_level=None, cached_statements=256)
+        _make_daemon(connection)
         self._connections.append(connection)  # closed on failure even if the await fails
         await connection
         connection.row_factory = sqlite3.Row
@@ -347,6 +481,8 @@ class SQLiteBackend:
         deadline = time.monotonic() + max(self.busy_timeout, 1.0) * BUSY_RETRIES
         while True:
             try:
+                if _read_version(writer) == 0:
+                    self._refuse_foreign_tables(writer)  # before WAL changes the header
                 self._use_wal(writer)
                 if _read_version(writer) < LATEST_VERSION:
                     self._migrate(writer)
@@ -355,6 +491,29 @@ class SQLiteBackend:
                 if not is_busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(random.uniform(0.005, 0.05))
+
+    def _refuse_foreign_tables(self, writer: sqlite3.Connection) -> None:
+        """An unversioned file may be adopted only if every table in it is one
+        of the store's, with the store's columns: anything else is another
+        application's database, left as it is."""
+        found = _table_columns(writer)
+        if not found:
+            return
+        expected = _schema_columns(self.schema_path)
+        foreign = sorted(name for name in found if name not in expected)
+        different = sorted(
+            name for name in found if name in expected and not found[name] <= expected[name]
+        )
+        if foreign or different:
+            what = (
+                f"tables that are not the store's ({', '.join(foreign)})"
+                if foreign
+                else f"tables named like the store's with other columns ({', '.join(different)})"
+            )
+            raise DatabaseError(
+                f"{self.path} holds {what}: it looks like another application's database "
+                "(the file was left untouched; use another path for the store)"
+            )
 
     def _use_wal(self, writer: sqlite3.Connection) -> None:
         """WAL is a property of the file: set once, after the version check, so
@@ -429,7 +588,7 @@ class SQLiteBackend:
 
     def _require_writer(self) -> WriterThread:
         if self._writer is None:
-            raise DatabaseError(NOT_CONNECTED)
+            raise NotConnectedError(NOT_CONNECTED)
         return self._writer
 
     def _owned_transaction(self) -> _Transaction | None:
@@ -463,6 +622,7 @@ class SQLiteBackend:
         try:
             if self._owned_transaction() is not None:
                 return await writer.call(lambda connection: run_statement(connection, statement))
+            _transactions.refuse_inherited(self, f"{table}: a write")
             return await writer.write(statement)
         except sqlite3.Error as exc:
             raise self._translate(exc, table, "write") from exc
@@ -486,7 +646,7 @@ class SQLiteBackend:
             reader = await readers.get()
             if reader is None:
                 readers.put_nowait(None)
-                raise DatabaseError(f"{table}: the store was closed while this read waited")
+                raise NotConnectedError(f"{table}: the store was closed while this read waited")
             try:
                 rows = await reader.execute_fetchall(sql, params)
                 return _as_dicts(rows)  # type: ignore[arg-type]  # rows are sqlite3.Row
@@ -513,6 +673,7 @@ class SQLiteBackend:
         writer = self._require_writer()
         if self._owned_transaction() is not None:
             raise DatabaseError("checkpoint() called inside transaction(): leave the block first")
+        _transactions.refuse_inherited(self, "checkpoint()")
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
@@ -539,30 +700,62 @@ class SQLiteBackend:
         return sizes
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
+    async def transaction(self) -> AsyncIterator[Transaction]:
         writer = self._require_writer()
         current = self._owned_transaction()
         if current is not None:
             async with self._savepoint(writer, current):
-                yield
+                yield current
             return
+        _transactions.refuse_inherited(self, "transaction()")
         async with self._write_lock:
+            await self._begin(writer)
+            transaction = _Transaction()
+            token = _transactions.enter(self, transaction)
             try:
-                await self._retry_busy(lambda: writer.call(_statement("BEGIN IMMEDIATE")))
-            except sqlite3.Error as exc:
-                raise self._translate(exc, "(transaction)", "begin") from exc
-            token = _transactions.enter(self, _Transaction())
-            try:
-                yield
                 try:
-                    await writer.call(_statement("COMMIT"))
-                except sqlite3.Error as exc:
-                    raise self._translate(exc, "(transaction)", "commit") from exc
-            except BaseException:
-                await self._rollback(writer, "ROLLBACK")
-                raise
+                    yield transaction
+                except BaseException:
+                    transaction.state = "rolled_back"
+                    await self._rollback(writer, "ROLLBACK")
+                    raise
+                try:
+                    await writer.call(_commit(transaction))
+                except BaseException as exc:
+                    if not transaction.committed:  # the COMMIT failed: nothing was stored
+                        transaction.state = "rolled_back"
+                        await self._rollback(writer, "ROLLBACK")
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._translate(exc, "(transaction)", "commit") from exc
+                    raise
             finally:
                 _transactions.leave(token)
+
+    async def _begin(self, writer: WriterThread) -> None:
+        """BEGIN IMMEDIATE. While another connection holds the write lock, the
+        wait is here, on the event loop, one try at a time, instead of in
+        SQLite's busy handler on the writer thread: a task cancelled while it
+        waits (``wait_for``, ``asyncio.timeout``) leaves at once, holding
+        nothing, and the writer thread stays free meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_timeout * BUSY_RETRIES
+        wait = BEGIN_FIRST_WAIT
+        begin = _without_busy_wait("BEGIN IMMEDIATE", self._busy_ms)
+        while True:
+            try:
+                await writer.call(begin)
+                return
+            except sqlite3.Error as exc:
+                if not is_busy(exc):
+                    raise self._translate(exc, "(transaction)", "begin") from exc
+                if loop.time() >= deadline:
+                    raise self._busy_error("(transaction)") from exc
+            except asyncio.CancelledError:
+                # The try ran before the cancellation got through: undo it if it won.
+                await self._rollback(writer, "ROLLBACK")
+                raise
+            await asyncio.sleep(random.uniform(0.5, 1.0) * wait)
+            wait = min(wait * 2, BEGIN_LONGEST_WAIT)
 
     @asynccontextmanager
     async def _savepoint(
@@ -570,24 +763,26 @@ class SQLiteBackend:
     ) -> AsyncIterator[None]:
         transaction.savepoints += 1
         name = f"adw_savepoint_{transaction.savepoints}"
-        await writer.call(_statement(f"SAVEPOINT {name}"))
         try:
-            yield
+            try:
+                await writer.call(_statement(f"SAVEPOINT {name}"))
+                yield
+            except BaseException:
+                await self._rollback(writer, f"ROLLBACK TO {name}")
+                await self._rollback(writer, f"RELEASE {name}")
+                raise
             await writer.call(_statement(f"RELEASE {name}"))
-        except BaseException:
-            await self._rollback(writer, f"ROLLBACK TO {name}")
-            await self._rollback(writer, f"RELEASE {name}")
-            raise
         finally:
             transaction.savepoints -= 1
 
     async def _rollback(self, writer: WriterThread, statement: str) -> None:
-        """Undo, even if the caller is being cancelled; SQLite may already have
+        """Undo; a caller cancelled meanwhile still waits for the statement
+        (``WriterThread.call`` runs it to its end). SQLite may already have
         rolled back by itself (disk full, for example), which is fine."""
         try:
-            await asyncio.shield(writer.call(_undo(statement)))
+            await writer.call(_undo(statement))
         except sqlite3.Error:
-            logger.exception("%s: %s failed", self.path, statement)
+            logger.warning("%s: %s failed", self.path, statement, exc_info=True)
 
     async def _retry_busy(self, attempt: Callable[[], Awaitable[T]]) -> T:
         """SQLite already waited ``busy_timeout`` inside each attempt; retry a
@@ -605,6 +800,13 @@ class SQLiteBackend:
 
     # --- errors ----------------------------------------------------------------
 
+    def _busy_error(self, table: str) -> BusyError:
+        return BusyError(
+            f"{table}: database is locked: another connection held {self.path} for longer "
+            f"than busy_timeout ({self.busy_timeout:g}s) on {BUSY_RETRIES} tries",
+            table=table,
+        )
+
     def _translate(self, exc: sqlite3.Error, table: str, action: str) -> DatabaseError:
         code = _primary_code(exc)
         error: DatabaseError
@@ -612,11 +814,7 @@ class SQLiteBackend:
             kind = _CONSTRAINT_KINDS.get(getattr(exc, "sqlite_errorcode", 0), "constraint")
             error = IntegrityError(f"{table}: {exc}", table=table, constraint=kind)
         elif code in (_BUSY, _LOCKED):
-            error = DatabaseError(
-                f"{table}: database is locked: another connection held {self.path} for longer "
-                f"than busy_timeout ({self.busy_timeout:g}s) on {BUSY_RETRIES} tries",
-                table=table,
-            )
+            error = self._busy_error(table)
         elif code == _READONLY:
             error = DatabaseError(f"{table}: {self.path} is read-only: {exc}", table=table)
         elif code == _CANTOPEN:
@@ -631,5 +829,4 @@ class SQLiteBackend:
             error = DatabaseError(f"{self.path} is not a SQLite database: {exc}", table=table)
         else:
             error = DatabaseError(f"{table}: {action} failed: {exc}", table=table)
-        logger.error("%s", error)
         return error

@@ -22,6 +22,17 @@ While a ``call`` has left a transaction open (a task's ``transaction()``
 block), queued writes are held back and committed after it ends, so they never
 join another task's transaction.
 
+Cancellation: a job the thread has not taken yet can be withdrawn by its
+caller; one it has taken runs to its end. Both sides claim the job with one
+atomic ``list.pop`` (whoever pops first wins), so a cancelled caller always
+knows which happened. A cancelled ``write`` that was still queued is withdrawn
+and never runs; one already taken is committed (or fails) before the caller's
+``CancelledError`` propagates. A ``call`` is never withdrawn: the backend's
+statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) must run in the order they
+were queued, and a caller that is cancelled first waits for its statement to
+finish, so that the connection's state is known when ``CancelledError``
+propagates.
+
 At most ``max_queued`` writes wait at a time; further callers wait for a slot
 (backpressure), so a burst of writers cannot grow memory without bound.
 """
@@ -36,8 +47,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from adw_db_backend import WriteResult
 from adw_db_coalesce import BATCH_ROWS, mergeable, merged_sql, runs
@@ -93,6 +105,10 @@ class Statement(NamedTuple):  # a tuple: one is made per write, on the event loo
 @dataclass
 class _Job(Generic[T]):
     future: asyncio.Future[T]
+    # [True] until the thread takes the job or its caller withdraws it: see ``_claim``.
+    unclaimed: list[bool] = field(default_factory=lambda: [True], kw_only=True)
+    # The outcome, kept when it arrived after the caller stopped awaiting ``future``.
+    late: tuple[Any, BaseException | None] | None = field(default=None, kw_only=True)
 
 
 @dataclass
@@ -105,20 +121,50 @@ class _Write(_Job[WriteResult]):
     statement: Statement = field(kw_only=True)
 
 
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+_Outcome = tuple[_Job[Any], Any, BaseException | None]
 _STOP = None
 
 
+def _claim(job: _Job[Any]) -> bool:
+    """Take ``job`` for the thread, or withdraw it for its caller: true for
+    whichever side asks first. ``list.pop`` is atomic, so the writer thread
+    and the event loop never both win."""
+    try:
+        job.unclaimed.pop()
+    except IndexError:
+        return False
+    return True
+
+
 def _deliver(outcomes: list[_Outcome]) -> None:
-    """On the event loop: answer each caller that still waits (a cancelled
-    await must not crash the thread or the loop)."""
-    for future, result, error in outcomes:
+    """On the event loop: answer each caller. A caller that was cancelled
+    no longer awaits its future; its outcome is kept on the job instead (a
+    cancelled await must not crash the thread or the loop)."""
+    for job, result, error in outcomes:
+        future = job.future
         if future.done():
-            continue
-        if error is not None:
+            job.late = (result, error)
+        elif error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
+
+
+async def _outcome_after_cancel(job: _Job[T]) -> T:
+    """The outcome of a job its caller was cancelled while awaiting: waits,
+    however often the caller is cancelled again, until the thread answers."""
+    loop = asyncio.get_running_loop()
+    while job.late is None and not (job.future.done() and not job.future.cancelled()):
+        if job.future.done():  # cancelled: the thread answers on a fresh future
+            job.future = loop.create_future()
+        with suppress(asyncio.CancelledError, Exception):  # the outcome is read below
+            await asyncio.shield(job.future)
+    if job.late is None:
+        return job.future.result()
+    result, error = job.late
+    if error is not None:
+        raise error
+    return cast(T, result)
 
 
 def run_statement(connection: sqlite3.Connection, statement: Statement) -> WriteResult:
@@ -207,10 +253,18 @@ class WriterThread:
             raise
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(connection)`` on the thread and return what it returns."""
+        """Run ``fn(connection)`` on the thread and return what it returns.
+        If the caller is cancelled, ``fn`` still runs, and ``CancelledError``
+        propagates once it has."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._put(_Call(future, fn=fn))
-        return await future
+        job = _Call(future, fn=fn)
+        self._put(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with suppress(Exception):
+                await _outcome_after_cancel(job)
+            raise
 
     @property
     def queued_writes(self) -> int:
@@ -227,8 +281,15 @@ class WriterThread:
             self._has_room.clear()
         try:
             future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-            self._put(_Write(future, statement=statement))
-            return await future
+            job = _Write(future, statement=statement)
+            self._put(job)
+            try:
+                return await future
+            except asyncio.CancelledError:
+                if not _claim(job):  # taken: it commits or fails before we go
+                    with suppress(Exception):
+                        await _outcome_after_cancel(job)
+                raise
         finally:
             self._queued_writes -= 1
             self._has_room.set()
@@ -267,9 +328,10 @@ class WriterThread:
         try:
             self._connection = connect()
         except BaseException as exc:
-            _hand_back(opened.get_loop(), [(opened, None, exc), (self._ended, None, None)])
+            ended = _Job(self._ended)
+            _hand_back(opened.get_loop(), [(_Job(opened), None, exc), (ended, None, None)])
             return
-        _hand_back(opened.get_loop(), [(opened, None, None)])
+        _hand_back(opened.get_loop(), [(_Job(opened), None, None)])
         try:
             while True:
                 job = self._jobs.get()
@@ -300,11 +362,12 @@ class WriterThread:
         return None
 
     def _run_call(self, job: _Call) -> None:
+        _claim(job)  # a call is never withdrawn; claimed all the same, for one rule
         try:
             result = job.fn(self._require_connection())
-            outcome: _Outcome = (job.future, result, None)
+            outcome: _Outcome = (job, result, None)
         except BaseException as exc:  # handed to the caller, never raised here
-            outcome = (job.future, None, exc)
+            outcome = (job, None, exc)
         _hand_back(job.future.get_loop(), [outcome])
         if self._connection is not None and not self._in_transaction():
             self._housekeeping(self._connection)  # the call may have committed
@@ -328,8 +391,8 @@ class WriterThread:
             self._commit_group(writes)
 
     def _commit_group(self, writes: list[_Write]) -> None:
-        # A caller that gave up before its write ran (cancelled) does not get it.
-        writes = [write for write in writes if not write.future.cancelled()]
+        # A caller that withdrew its write (cancelled) before this does not get it.
+        writes = [write for write in writes if _claim(write)]
         if not writes:
             return
         try:
@@ -340,7 +403,7 @@ class WriterThread:
                 return
             self._begin_immediate(connection)
         except sqlite3.Error as exc:
-            self._answer([(write.future, None, exc) for write in writes])
+            self._answer([(write, None, exc) for write in writes])
             return
         outcomes: list[_Outcome] = []
         remaining: list[_Write] = []
@@ -350,7 +413,7 @@ class WriterThread:
                 # SQLite rolled the whole transaction back (disk full, I/O
                 # error): nothing before this write was committed either.
                 error = next(error for _, _, error in reversed(outcomes) if error is not None)
-                outcomes = [(future, None, error) for future, _, _ in outcomes]
+                outcomes = [(write, None, error) for write, _, _ in outcomes]
                 remaining = writes[len(outcomes) :]
                 break
         else:
@@ -358,7 +421,7 @@ class WriterThread:
                 connection.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback(connection)
-                outcomes = [(future, None, error or exc) for future, _, error in outcomes]
+                outcomes = [(write, None, error or exc) for write, _, error in outcomes]
         self._answer(outcomes)
         self._housekeeping(connection)
         if remaining:
@@ -370,8 +433,8 @@ class WriterThread:
         try:
             result = retry_busy(lambda: run_statement(connection, write.statement), self._name)
         except sqlite3.Error as exc:
-            return (write.future, None, exc)
-        return (write.future, result, None)
+            return (write, None, exc)
+        return (write, result, None)
 
     def _run_piece(self, connection: sqlite3.Connection, piece: Sequence[_Write]) -> list[_Outcome]:
         """Run one piece of a group (see ``runs``): several writes as one
@@ -382,21 +445,21 @@ class WriterThread:
                 last = connection.execute(merged_sql(piece[0].statement.sql, len(piece)), params)
             except sqlite3.Error as exc:
                 if not connection.in_transaction:  # none of them was written
-                    return [(write.future, None, exc) for write in piece]
+                    return [(write, None, exc) for write in piece]
                 # ABORT undid the whole statement; the rows one by one tell
                 # which caller's row was refused.
             else:
                 first_id = (last.lastrowid or 0) - len(piece) + 1  # one writer: consecutive ids
                 return [
-                    (write.future, WriteResult(1, first_id + index), None)
+                    (write, WriteResult(1, first_id + index), None)
                     for index, write in enumerate(piece)
                 ]
         outcomes: list[_Outcome] = []
         for write in piece:
             try:
-                outcomes.append((write.future, run_statement(connection, write.statement), None))
+                outcomes.append((write, run_statement(connection, write.statement), None))
             except sqlite3.Error as exc:
-                outcomes.append((write.future, None, exc))
+                outcomes.append((write, None, exc))
                 if not connection.in_transaction:
                     break
         return outcomes
@@ -410,11 +473,11 @@ class WriterThread:
 
     def _answer(self, outcomes: list[_Outcome]) -> None:
         if len(outcomes) == 1:
-            _hand_back(outcomes[0][0].get_loop(), outcomes)
+            _hand_back(outcomes[0][0].future.get_loop(), outcomes)
             return
         by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for outcome in outcomes:
-            by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+            by_loop.setdefault(outcome[0].future.get_loop(), []).append(outcome)
         for loop, answered in by_loop.items():  # one wake-up per loop and group
             _hand_back(loop, answered)
 
@@ -441,7 +504,8 @@ class WriterThread:
             if job is not None:
                 leftovers.append(job)
         for job in leftovers:
-            _hand_back(job.future.get_loop(), [(job.future, None, _closed_error())])
+            if _claim(job):  # a withdrawn write has nobody waiting for it
+                _hand_back(job.future.get_loop(), [(job, None, _closed_error())])
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -449,4 +513,4 @@ class WriterThread:
             except sqlite3.Error:
                 logger.exception("%s: closing the write connection failed", self._name)
         if self._ended is not None:
-            _hand_back(self._ended.get_loop(), [(self._ended, None, None)])
+            _hand_back(self._ended.get_loop(), [(_Job(self._ended), None, None)])

@@ -771,7 +771,6 @@ async def test_prompt_and_response_text_never_logged_above_debug(
 
     library_records = [r for r in caplog.records if r.name in LIBRARY_LOGGERS]
     assert any(r.levelno == logging.DEBUG for r in library_records), "DEBUG per operation"
-    assert any(r.levelno >= logging.ERROR for r in library_records), "failures at ERROR"
     formatter = logging.Formatter("%(message)s")
     for record in caplog.records:
         if record.levelno >= logging.INFO:
@@ -838,14 +837,15 @@ FAILURES: dict[str, Callable[[Path, Path], Awaitable[None]]] = {
 
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
-async def test_failures_are_logged_at_error(
+async def test_failures_are_raised_not_logged(
     db_path: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str
 ) -> None:
+    """A library does not print what it raises: the caller decides."""
     caplog.set_level(logging.DEBUG)
     await FAILURES[failure](db_path, tmp_path)
-    errors = [
+    loud = [
         record
         for record in caplog.records
-        if record.name in LIBRARY_LOGGERS and record.levelno >= logging.ERROR
+        if record.name in LIBRARY_LOGGERS and record.levelno >= logging.WARNING
     ]
-    assert errors, f"no ERROR record for the {failure} failure"
+    assert loud == [], f"the {failure} failure was logged: {loud}"
