@@ -215,17 +215,17 @@ def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
         db_path = os.environ.get("ORCHESTRATOR_DB_PATH") or PROJECT_ROOT / DEFAULT_DB_PATH
     if not isinstance(db_path, str | os.PathLike):
         raise ValidationError(f"db_path must be a path or URL, got {type(db_path).__name__}")
+    from adw_db_location import ACCEPTED_FORMS, SQLITE_SCHEME, looks_like_url
+
     text = os.fspath(db_path)
-    if text.lower().startswith("sqlite:"):
-        text = sqlite_url_path(text) if text.lower().startswith("sqlite:///") else ""
-        if not text:
-            raise ValidationError(
-                f"db_path {db_path!r} names no file: use sqlite:///path/to/file.db"
-            )
-    elif "://" in text:
+    if text.lower().startswith(SQLITE_SCHEME):
+        text = sqlite_url_path(text)
+    elif looks_like_url(text) or "://" in text:
+        # Meant as a URL (see adw_db_location): taken for a path, it would
+        # create a folder named after the scheme and a SQLite file in it.
         raise ValidationError(
-            f"db_path {redact_url(text)!r}: unknown database URL scheme "
-            "(use postgresql://, postgres:// or sqlite:///)"
+            f"db_path {redact_url(text)!r} is not a database URL the store accepts "
+            f"(an unknown scheme, or a known one written wrongly): use {ACCEPTED_FORMS}"
         )
     if not text.strip():
         raise ValidationError("db_path must not be empty")
@@ -244,6 +244,28 @@ _JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators
 def _encode_json(value: Any) -> str | None:
     if value is None:
         return None
+    text = _JSON_ENCODER.encode(value)
+    if "e+" in text:  # maybe a float of 1e16 or more (or just text holding "e+")
+        return _encode_with_whole_floats(value)
+    return text
+
+
+def _encode_with_whole_floats(value: Any) -> str:
+    """JSON with floats of magnitude 1e16 and above written out in full with a
+    ".0" (``1e+16`` -> ``10000000000000000.0``, the float's exact value).
+    PostgreSQL's JSONB prints numbers without an exponent, so ``1e+16`` came
+    back as the int 10**16; the decimal point keeps it a float on both
+    backends. Values are validated first, so nesting is at most MAX_JSON_DEPTH."""
+    if isinstance(value, float) and abs(value) >= 1e16:
+        return f"{value:.1f}"
+    if isinstance(value, list):
+        return "[" + ",".join(_encode_with_whole_floats(item) for item in value) + "]"
+    if isinstance(value, dict):
+        items = (
+            f"{_JSON_ENCODER.encode(key)}:{_encode_with_whole_floats(item)}"
+            for key, item in value.items()
+        )
+        return "{" + ",".join(items) + "}"
     return _JSON_ENCODER.encode(value)
 
 
@@ -498,13 +520,30 @@ class DatabaseManager(ReportQueries):
 
     async def add_agent_cost(self, agent_id: str, cost_usd: float) -> bool:
         """Add to an agent's cost in one statement: concurrent callers, in any
-        number of processes, never lose an increment."""
+        number of processes, never lose an increment. The total stays at most
+        ``MAX_COST_USD``: an increment that would pass it raises
+        ``ValidationError`` (field ``cost_usd``) and adds nothing; a missing
+        agent returns False."""
         table = "agents"
         data = self._parse(AgentCostIncrement, table, agent_id=agent_id, cost_usd=cost_usd)
+        # The bound is checked by the UPDATE itself, so racing increments cannot pass it together.
+        mark = self._sql.dialect.placeholder
         sql = self._sql.increment_by_id(table, "cost_usd")
+        sql += f" AND cost_usd + {mark(3)} <= {mark(4)}"
+        params = (data.cost_usd, data.agent_id, data.cost_usd, data.max_total)
         logger.debug("add_agent_cost %s +%s", data.agent_id, data.cost_usd)
-        result = await self._backend.execute(sql, (data.cost_usd, data.agent_id), table=table)
-        return result.rowcount > 0
+        result = await self._backend.execute(sql, params, table=table)
+        if result.rowcount > 0:
+            return True
+        agent = await self._get(table, data.agent_id)
+        if agent is None:
+            return False
+        raise ValidationError(
+            f"agents.cost_usd: adding {data.cost_usd!r} to the agent's {agent['cost_usd']!r} "
+            f"would pass MAX_COST_USD ({data.max_total!r}); nothing was added",
+            table=table,
+            field="cost_usd",
+        )
 
     async def delete_agent(self, agent_id: str) -> bool:
         """Deletes the agent with its prompts and logs; its children lose their parent."""
@@ -716,7 +755,10 @@ class DatabaseManager(ReportQueries):
 
     def _retention_cutoff(self, days: float) -> str:
         age = self._parse(RetentionAge, "logs", days=days)
-        return format_timestamp(datetime.now(UTC) - timedelta(days=age.days))
+        try:
+            return format_timestamp(datetime.now(UTC) - timedelta(days=age.days))
+        except OverflowError:  # further back than year 1: no log is that old, none matches
+            return format_timestamp(datetime.min.replace(tzinfo=UTC))
 
     async def cleanup_old_logs(self, days: float) -> int:
         """Delete agent and system logs older than ``days`` days, in one

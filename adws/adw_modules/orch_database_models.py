@@ -11,6 +11,21 @@
 Values are held to what both SQLite and PostgreSQL store faithfully: text
 without NUL characters or lone surrogates, integers that fit 64 bits, finite
 numbers, JSON without NaN or Infinity. What goes in comes out unchanged.
+
+Bounds (importable, so callers can check or clamp before they call)
+    ``MAX_TOKENS`` (10**9) for a prompt's ``tokens_input`` and
+    ``tokens_output``, ``MAX_LATENCY_MS`` (10**9 ms, about 11.6 days) for its
+    ``latency_ms``, ``MAX_COST_USD`` (1e9) for a prompt's ``cost_usd`` and for
+    an agent's, including the running total of ``add_agent_cost``. They are
+    far above any real prompt, and they keep every aggregate valid: SQLite's
+    ``sum()`` of integers raises on 64-bit overflow, which now takes more than
+    9.2 billion prompts at the maximum, and sums of costs stay finite (no
+    Infinity, which JSON cannot carry). Integers inside JSON values must lie in
+    ``MIN_JSON_INTEGER``..``MAX_JSON_INTEGER`` (64-bit): PostgreSQL's JSONB
+    would keep larger ones, but SQLite's JSON functions read them as floats and
+    most JSON readers lose their digits. JSON nests at most ``MAX_JSON_DEPTH``
+    levels. (Floats of 1e16 and more are stored written out in full, so that
+    JSONB returns them as floats: see ``adw_database._encode_json``.)
 """
 
 from __future__ import annotations
@@ -19,7 +34,7 @@ import functools
 import math
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import pydantic
 from adw_db_errors import ValidationError
@@ -33,6 +48,13 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_COST_USD",
+    "MAX_INTEGER",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_INTEGER",
+    "MAX_LATENCY_MS",
+    "MAX_TOKENS",
+    "MIN_JSON_INTEGER",
     "Agent",
     "AgentCostIncrement",
     "AgentCreate",
@@ -88,6 +110,12 @@ LogType = Literal["state_change", "milestone", "error", "performance", "tool_cal
 
 MAX_INTEGER = 2**63 - 1  # SQLite INTEGER and PostgreSQL BIGINT
 MAX_JSON_DEPTH = 256
+MIN_JSON_INTEGER = -(2**63)
+MAX_JSON_INTEGER = MAX_INTEGER
+# Per row, so that sums over all rows stay valid (see the module docstring).
+MAX_TOKENS = 10**9
+MAX_LATENCY_MS = 10**9
+MAX_COST_USD = 1e9
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 TIMESTAMP_LENGTH = len("2026-01-31T12:00:00.000000+00:00")
 
@@ -121,6 +149,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _shown(value: Any) -> str:
+    """A value for an error message: short, and safe for any input (repr of a
+    huge int raises ValueError, of a deep list RecursionError, and a class's
+    own __repr__ may raise anything)."""
+    if isinstance(value, str):
+        return repr(value[:80]) + ("..." if len(value) > 80 else "")
+    if value is None or isinstance(value, bool | float):
+        return repr(value)
+    if isinstance(value, int):
+        bits = value.bit_length()
+        return repr(value) if bits <= 64 else f"an integer of {bits} bits"
+    return f"a {type(value).__name__}"
+
+
 def canonical_uuid(value: Any) -> str:
     """The canonical text of a UUID (lowercase, hyphenated); ``ValueError`` if it is not one."""
     if isinstance(value, uuid.UUID):
@@ -129,7 +171,7 @@ def canonical_uuid(value: Any) -> str:
         canonical = _canonical_uuid_text(value)
         if canonical is not None:
             return canonical
-    raise ValueError(f"must be a UUID, got {value!r:.80}")
+    raise ValueError(f"must be a UUID, got {_shown(value)}")
 
 
 @functools.lru_cache(maxsize=4096)  # batches and sessions repeat the same ids
@@ -146,7 +188,7 @@ def _timestamp(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"must be an ISO 8601 timestamp, got {value!r:.80}") from None
+            raise ValueError(f"must be an ISO 8601 timestamp, got {_shown(value)}") from None
     if not isinstance(value, datetime):
         raise ValueError("must be a timezone-aware datetime or an ISO 8601 string")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -164,7 +206,7 @@ def _stored_timestamp(value: str) -> str:
     except ValueError:
         parsed = None
     if parsed is None or len(value) != TIMESTAMP_LENGTH:
-        raise ValueError(f"is not in the store's timestamp format: {value!r:.80}")
+        raise ValueError(f"is not in the store's timestamp format: {_shown(value)}")
     return value
 
 
@@ -174,6 +216,12 @@ def _check_json(value: Any, depth: int = 0) -> None:
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, int):
+        if not MIN_JSON_INTEGER <= value <= MAX_JSON_INTEGER:
+            # SQLite's JSON functions would read it as a float; 10**5000 cannot even be encoded.
+            raise ValueError(
+                f"JSON integers must fit 64 bits ({MIN_JSON_INTEGER}..{MAX_JSON_INTEGER}), "
+                f"got {_shown(value)}: store larger numbers as strings"
+            )
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -189,7 +237,7 @@ def _check_json(value: Any, depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"JSON object keys must be strings, got {key!r:.80}")
+                raise ValueError(f"JSON object keys must be strings, got {_shown(key)}")
             _portable_text(key)
             _check_json(item, depth + 1)
         return
@@ -209,7 +257,9 @@ UUIDText = Annotated[str, BeforeValidator(canonical_uuid)]
 InputTimestamp = Annotated[str, BeforeValidator(_timestamp)]
 Timestamp = Annotated[str, Field(strict=True), AfterValidator(_stored_timestamp)]
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INTEGER)]
-Money = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
+LatencyMs = Annotated[int, Field(strict=True, ge=0, le=MAX_LATENCY_MS)]
+Money = Annotated[float, Field(strict=True, ge=0, le=MAX_COST_USD, allow_inf_nan=False)]
 JsonValue = Annotated[Any, AfterValidator(_json_value)]
 
 
@@ -255,6 +305,9 @@ class AgentCreate(_Model):
 
 
 class AgentUpdate(_Model):
+    """``cost_usd`` is at most ``MAX_COST_USD``; ``context`` and ``config`` are
+    JSON (64-bit integers, finite numbers, at most ``MAX_JSON_DEPTH`` deep)."""
+
     status: AgentStatus = None  # type: ignore[assignment]
     completed_at: InputTimestamp | None = None
     cost_usd: Money = None  # type: ignore[assignment]
@@ -284,13 +337,16 @@ class PromptCreate(_Model):
 
 
 class PromptUpdate(_Model):
+    """Tokens are at most ``MAX_TOKENS`` each, ``latency_ms`` at most
+    ``MAX_LATENCY_MS``, ``cost_usd`` at most ``MAX_COST_USD``."""
+
     response_text: Text | None = None
     status: PromptStatus = None  # type: ignore[assignment]
     model_used: Text | None = None
-    tokens_input: Count = None  # type: ignore[assignment]
-    tokens_output: Count = None  # type: ignore[assignment]
+    tokens_input: Tokens = None  # type: ignore[assignment]
+    tokens_output: Tokens = None  # type: ignore[assignment]
     cost_usd: Money = None  # type: ignore[assignment]
-    latency_ms: Count | None = None
+    latency_ms: LatencyMs | None = None
     completed_at: InputTimestamp | None = None
     error_message: Text | None = None
 
@@ -298,10 +354,10 @@ class PromptUpdate(_Model):
 class Prompt(PromptCreate):
     id: UUIDText
     response_text: Text | None
-    tokens_input: Count
-    tokens_output: Count
+    tokens_input: Tokens
+    tokens_output: Tokens
     cost_usd: Money
-    latency_ms: Count | None
+    latency_ms: LatencyMs | None
     created_at: Timestamp
     completed_at: Timestamp | None
     error_message: Text | None
@@ -336,6 +392,11 @@ class SystemLog(SystemLogCreate):
 
 
 class AgentCostIncrement(_Model):
+    """One ``add_agent_cost``: the increment is at most ``MAX_COST_USD``, and
+    so is the agent's total after it (``max_total``, checked in the UPDATE)."""
+
+    max_total: ClassVar[float] = MAX_COST_USD
+
     agent_id: UUIDText
     cost_usd: Money
 
@@ -439,6 +500,10 @@ class AgentIdSuffix(_Model):
 
 
 class RetentionAge(_Model):
+    """``days``: a finite number, 0 or more. More days than lie between year 1
+    and now mean "older than the earliest representable time": no row is that
+    old, so nothing matches (rather than an OverflowError)."""
+
     days: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 
 
@@ -478,12 +543,14 @@ def parse_rows(model: type[ModelT], table: str, rows: list[Any]) -> list[ModelT]
 def _translated(
     exc: pydantic.ValidationError, table: str, *, indexed: bool = False
 ) -> ValidationError:
+    if not isinstance(table, str):  # a bad table argument (iter_rows) labels its own error
+        table = "(unknown table)"
     problems = []
     first_field = None
     for error in exc.errors(include_url=False):
-        location = list(error["loc"])
+        location = [part if isinstance(part, str) else _shown(part) for part in error["loc"]]
         prefix = f"{table}[{location.pop(0)}]" if indexed and location else table
-        field = ".".join(str(part) for part in location) or "(input)"
+        field = ".".join(location) or "(input)"
         first_field = first_field or field
         message = error["msg"]
         if error["type"] == "extra_forbidden":

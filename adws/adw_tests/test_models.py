@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 import adw_db_schema
 import orch_database_models as models
 import pydantic
 import pytest
-from adw_database import DatabaseManager, _decode_json
+from adw_database import DatabaseManager, _decode_json, _encode_json
 from adw_db_sql import COLUMNS
 from pydantic import BaseModel, TypeAdapter
 
@@ -329,3 +331,74 @@ def test_a_text_that_is_not_json_fails_as_it_would_alone() -> None:
     # text is then decoded alone, which fails as it always did.
     with pytest.raises(json.JSONDecodeError):
         _decode_json([{"details": "[1"}, {"details": "2]"}], ("details",))
+
+
+# --- bounds -------------------------------------------------------------------------
+
+BOUNDS = (
+    "MAX_TOKENS",
+    "MAX_LATENCY_MS",
+    "MAX_COST_USD",
+    "MIN_JSON_INTEGER",
+    "MAX_JSON_INTEGER",
+    "MAX_JSON_DEPTH",
+)
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("name", BOUNDS)
+def test_bounds_are_exported_and_documented(name: str) -> None:
+    assert name in models.__all__
+    assert name in (models.__doc__ or "")
+    assert name in README.read_text(encoding="utf-8")
+
+
+def test_the_bounds_keep_sums_over_billions_of_rows_valid() -> None:
+    """What the docs promise: 64-bit integer sums (SQLite's ``sum()`` raises
+    beyond them) hold 9.2 billion rows at the maximum; float sums of costs stay
+    finite far beyond any row count."""
+    rows = 9_200_000_000
+    assert rows * models.MAX_TOKENS <= models.MAX_INTEGER
+    assert rows * models.MAX_LATENCY_MS <= models.MAX_INTEGER
+    assert math.isfinite(models.MAX_COST_USD * 10.0**200)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tokens_input", models.MAX_TOKENS + 1),
+        ("tokens_output", models.MAX_TOKENS + 1),
+        ("latency_ms", models.MAX_LATENCY_MS + 1),
+        ("cost_usd", math.nextafter(models.MAX_COST_USD, math.inf)),
+    ],
+)
+def test_prompt_models_hold_the_bounds(field: str, value: Any) -> None:
+    at_bound = {
+        "tokens_input": models.MAX_TOKENS,
+        "tokens_output": models.MAX_TOKENS,
+        "latency_ms": models.MAX_LATENCY_MS,
+        "cost_usd": models.MAX_COST_USD,
+    }
+    models.PromptUpdate.model_validate(at_bound)
+    with pytest.raises(pydantic.ValidationError, match=field):
+        models.PromptUpdate.model_validate({field: value})
+    row_field = models.Prompt.model_fields[field]
+    adapter = TypeAdapter(Annotated[row_field.annotation, row_field])  # rows hold them too
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e16, -1e16, 1.5e300, sys.float_info.max, [1, {"x": 2.5e20, "s": "e+"}], "1e+16", 1e15],
+    ids=repr,
+)
+def test_large_floats_are_encoded_with_a_decimal_point(value: Any) -> None:
+    """JSONB prints numbers without an exponent: written as ``1e+16``, a float
+    came back as an int from PostgreSQL. In full with ``.0`` it stays a float."""
+    text = _encode_json(value)
+    assert text is not None
+    assert "e+" not in text.replace('"e+"', "").replace('"1e+16"', "")
+    decoded = json.loads(text)
+    assert decoded == value
+    assert json.dumps(decoded) == json.dumps(value)  # same types all the way down

@@ -3,9 +3,12 @@ that names the table and field, and a refused call writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
 import math
 import sqlite3
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -18,6 +21,13 @@ from adw_database import (
     IntegrityError,
     SchemaError,
     ValidationError,
+)
+from orch_database_models import (
+    MAX_COST_USD,
+    MAX_JSON_INTEGER,
+    MAX_LATENCY_MS,
+    MAX_TOKENS,
+    MIN_JSON_INTEGER,
 )
 
 Call = Callable[[], Awaitable[Any]]
@@ -425,6 +435,154 @@ async def test_costs_are_finite_non_negative_numbers(
     assert row["cost_usd"] == 0.0
 
 
+# --- bounds: what one row may hold, so that every sum over rows stays valid ----------
+
+ABOVE_THE_BOUNDS = [
+    ("tokens_input", MAX_TOKENS + 1),
+    ("tokens_output", MAX_TOKENS + 1),
+    ("tokens_input", 2**63 - 1),
+    ("latency_ms", MAX_LATENCY_MS + 1),
+    ("cost_usd", math.nextafter(MAX_COST_USD, math.inf)),
+    ("cost_usd", 1e308),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), ABOVE_THE_BOUNDS)
+async def test_prompt_values_above_their_bound_are_refused(
+    db: DatabaseManager, prompt_id: str, field: str, value: Any
+) -> None:
+    before = await db.get_prompt(prompt_id=prompt_id)
+    exc = await assert_rejected(
+        db, lambda: db.update_prompt(prompt_id=prompt_id, **{field: value}), field
+    )
+    assert "less than or equal to" in str(exc)
+    assert await db.get_prompt(prompt_id=prompt_id) == before
+
+
+@pytest.mark.parametrize("value", [math.nextafter(MAX_COST_USD, math.inf), 1e308])
+async def test_agent_costs_above_the_bound_are_refused(
+    db: DatabaseManager, agent_id: str, value: float
+) -> None:
+    await assert_rejected(
+        db, lambda: db.update_agent(agent_id=agent_id, cost_usd=value), "cost_usd"
+    )
+    await assert_rejected(
+        db, lambda: db.add_agent_cost(agent_id=agent_id, cost_usd=value), "cost_usd"
+    )
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == 0.0
+
+
+async def test_values_at_their_bound_are_stored(
+    db: DatabaseManager, agent_id: str, prompt_id: str
+) -> None:
+    maxima = {
+        "tokens_input": MAX_TOKENS,
+        "tokens_output": MAX_TOKENS,
+        "latency_ms": MAX_LATENCY_MS,
+        "cost_usd": MAX_COST_USD,
+    }
+    assert await db.update_prompt(prompt_id=prompt_id, **maxima)
+    row = await db.get_prompt(prompt_id=prompt_id)
+    assert row is not None
+    assert {field: row[field] for field in maxima} == maxima
+    assert await db.update_agent(agent_id=agent_id, cost_usd=MAX_COST_USD)
+    agent = await db.get_agent(agent_id=agent_id)
+    assert agent is not None
+    assert agent["cost_usd"] == MAX_COST_USD
+
+
+async def assert_reports_work(db: DatabaseManager) -> list[dict[str, Any]]:
+    """Every aggregate the store offers answers, in valid JSON (no Infinity)."""
+    rows = [*await db.session_summaries(), *await db.list_agents()]
+    for by in (None, "session", "model", "agent_type", "day"):
+        rows += await db.cost_totals(by)
+    json.dumps(rows, allow_nan=False)
+    return rows
+
+
+async def test_adding_huge_costs_twice_never_stores_infinity(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    """The reported sequence: ``add_agent_cost(a, 1e308)`` twice stored ``inf``
+    on SQLite (and failed with "value out of range" on PostgreSQL)."""
+    for _ in range(2):
+        await assert_rejected(db, lambda: db.add_agent_cost(agent_id, 1e308), "cost_usd")
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == 0.0
+    await assert_reports_work(db)
+
+
+async def test_add_agent_cost_refuses_an_increment_past_the_bound(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    assert await db.add_agent_cost(agent_id, MAX_COST_USD - 1.0)
+    exc = await assert_rejected(db, lambda: db.add_agent_cost(agent_id, 2.0), "cost_usd")
+    assert "MAX_COST_USD" in str(exc)
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == MAX_COST_USD - 1.0
+    assert await db.add_agent_cost(agent_id, 1.0)  # reaching the bound exactly is fine
+    await assert_rejected(db, lambda: db.add_agent_cost(agent_id, 1.0), "cost_usd")
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == MAX_COST_USD
+    # A missing agent is still False, not an error, even when its total is in doubt.
+    assert await db.add_agent_cost(str(uuid.uuid4()), 1.0) is False
+    await assert_reports_work(db)
+
+
+async def test_concurrent_increments_stop_exactly_at_the_bound(
+    db: DatabaseManager, agent_id: str
+) -> None:
+    """The bound is checked in the UPDATE itself: increments racing each other
+    can neither overshoot it together nor be lost."""
+    assert await db.update_agent(agent_id, cost_usd=MAX_COST_USD - 10.0)
+    results = await asyncio.gather(
+        *(db.add_agent_cost(agent_id, 1.0) for _ in range(25)), return_exceptions=True
+    )
+    refused = [result for result in results if result is not True]
+    assert len(refused) == 15
+    for error in refused:
+        assert isinstance(error, ValidationError)
+        assert error.field == "cost_usd"
+    row = await db.get_agent(agent_id=agent_id)
+    assert row is not None
+    assert row["cost_usd"] == MAX_COST_USD
+
+
+async def test_token_sums_cannot_overflow_the_reports(db: DatabaseManager, agent_id: str) -> None:
+    """The reported sequence: two prompts of ``tokens_input=2**63 - 1`` made
+    ``session_summaries`` and ``cost_totals`` fail with "integer overflow" on
+    SQLite from then on. Now they are refused, and prompts at every maximum
+    still sum correctly in every report."""
+    prompts = [
+        await db.create_prompt(agent_id, "adw", f"prompt {n}", model_used="m") for n in range(2)
+    ]
+    for prompt in prompts:
+        update = functools.partial(db.update_prompt, prompt, tokens_input=2**63 - 1)
+        await assert_rejected(db, update, "tokens_input")
+    await assert_reports_work(db)
+    for prompt in prompts:
+        assert await db.update_prompt(
+            prompt,
+            tokens_input=MAX_TOKENS,
+            tokens_output=MAX_TOKENS,
+            cost_usd=MAX_COST_USD,
+            latency_ms=MAX_LATENCY_MS,
+        )
+    assert await db.add_agent_cost(agent_id, MAX_COST_USD)
+    (session,) = await db.session_summaries()
+    assert (session["tokens_input"], session["tokens_output"]) == (2 * MAX_TOKENS, 2 * MAX_TOKENS)
+    assert session["cost_usd"] == 2 * MAX_COST_USD
+    for by in (None, "session", "model", "agent_type", "day"):
+        (total,) = await db.cost_totals(by)
+        assert (total["tokens_input"], total["cost_usd"]) == (2 * MAX_TOKENS, 2 * MAX_COST_USD)
+    await assert_reports_work(db)
+
+
 @pytest.mark.parametrize("value", [0, -1, True, 1.0, "10"])
 async def test_limit_must_be_a_positive_integer(
     db: DatabaseManager, agent_id: str, value: Any
@@ -461,6 +619,31 @@ async def test_cleanup_days_is_validated(db: DatabaseManager, agent_id: str, val
         await db.cleanup_old_logs(days=value)
     assert "days" in str(caught.value)
     assert caught.value.field == "days"
+    assert await db.count_rows() == before
+
+
+@pytest.mark.parametrize("value", [-1, math.nan, math.inf, True, "7", None, 10**400])
+async def test_count_old_logs_days_is_validated(db: DatabaseManager, value: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        await db.count_old_logs(days=value)
+    assert caught.value.field == "days"
+    assert "logs.days" in str(caught.value)
+
+
+@pytest.mark.parametrize("days", [1e6, 1e300, sys.float_info.max, 10**9, 2**63])
+async def test_more_days_than_since_year_one_match_nothing(
+    db: DatabaseManager, agent_id: str, days: float
+) -> None:
+    """``count_old_logs(1e6)`` and ``cleanup_old_logs(1e300)`` raised
+    OverflowError: the cutoff is now the earliest representable time, and no
+    log is older than that."""
+    await db.create_agent_log(
+        agent_id=agent_id, log_type="milestone", message="m", log_level="INFO"
+    )
+    await db.create_system_log(log_level="INFO", component="c", message="m")
+    before = await db.count_rows()
+    assert await db.count_old_logs(days) == {"agent_logs": 0, "system_logs": 0}
+    assert await db.cleanup_old_logs(days) == 0
     assert await db.count_rows() == before
 
 
@@ -598,6 +781,10 @@ class Opaque:
     pass
 
 
+CYCLIC: list[Any] = []
+CYCLIC.append(CYCLIC)
+
+
 BAD_JSON = [
     math.nan,
     {"x": math.inf},
@@ -619,6 +806,16 @@ BAD_JSON = [
     {"key": "nul\x00value"},
     {"nul\x00key": 1},
     ["lone \ud800 surrogate"],
+    # integers beyond 64 bits: 10**5000 is past Python's int-to-str limit (ValueError)
+    {"n": 10**5000},
+    [MAX_JSON_INTEGER + 1],
+    {"n": [MIN_JSON_INTEGER - 1]},
+    {10**5000: "huge key"},
+    # nesting past MAX_JSON_DEPTH, and cycles (RecursionError in the encoder)
+    functools.reduce(lambda inner, _: {"k": inner}, range(5000), "leaf"),
+    CYCLIC,
+    {"set": {1, 2}},
+    [1e308, math.inf],
 ]
 
 
@@ -678,6 +875,14 @@ GOOD_JSON = [
     {"escapes": 'quote " backslash \\ newline \n tab \t', "ctrl": "\x01\x1f"},
     {"deep": {"er": {"and": {"deeper": [1, [2, [3, [4, {"end": True}]]]]}}}},
     {"order": {"z": 1, "a": 2, "m": 3}},
+    MAX_JSON_INTEGER,
+    MIN_JSON_INTEGER,
+    # floats from 1e16 up: PostgreSQL's JSONB printed these as integers
+    1e16,
+    -1.5e300,
+    sys.float_info.max,
+    5e-324,
+    {"big": [1e20, 123456789012345680000.0, -2.5e17], "small": 1e-7},
 ]
 
 
