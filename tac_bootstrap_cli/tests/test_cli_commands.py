@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -197,3 +198,69 @@ def test_installed_console_script_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "create     adws/adw_modules/adw_database.py" in done.stdout
     assert not (tmp_path / "p").exists()
+
+
+LONG_NAME = "x" * 250 + ".db"  # 253 bytes: the store's -journal beside it would not fit
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        (r'path: "\ud800.db"', "path", "U+D800 is a lone surrogate"),
+        (r'url: "sqlite:///\ud800.db"', "url", "U+D800 is a lone surrogate"),
+        (r'url: "postgresql://agents@db/\udcff"', "url", "U+DCFF is a lone surrogate"),
+        (r'path: "a\0.db"', "path", "control characters (U+0000)"),
+        (r'url: "sqlite:///a\0.db"', "url", "control characters (U+0000)"),
+        (r'path: "a\x85.db"', "path", "control characters (U+0085)"),
+        (r'path: "a\u2028b.db"', "path", "line breaks (U+2028)"),
+        ('path: "."', "path", "must name a file"),
+        ('path: "data/."', "path", "must name a file"),
+        ('url: "sqlite:///data/"', "url", "must name a file"),
+        (f'path: "{LONG_NAME}"', "path", "too long"),
+        (f'path: "{"d" * 256}/x.db"', "path", "too long"),
+        (f'url: "sqlite:///{LONG_NAME}"', "url", "too long"),
+    ],
+)
+def test_unusable_database_values_are_one_line_exit_2_and_write_nothing(
+    runner: CliRunner, project: Path, line: str, key: str, message: str
+) -> None:
+    config = project / "config.yml"
+    config.write_text(f"database:\n  {line}\n", encoding="utf-8")
+    result = runner.invoke(app, ["render", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {config}: database.{key}: Value error, ")
+    assert message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    assert list(project.iterdir()) == [config]
+
+
+def test_a_lone_surrogate_is_refused_by_the_installed_script(tmp_path: Path) -> None:
+    """The reported case, as a user runs it: a config with "\\ud800.db", and the same
+    through --db-path as bytes that are not UTF-8 (Python reads them as surrogates)."""
+    script = shutil.which("tac-bootstrap", path=str(Path(sys.executable).parent))
+    assert script
+    project = tmp_path / "p"
+    project.mkdir()
+    config = project / "config.yml"
+    config.write_text('database:\n  path: "\\ud800.db"\n', encoding="utf-8")
+    runs = [
+        ([script, "render", str(config)], f"error: {config}: database.path: ", "U+D800"),
+        (
+            [os.fsencode(script), b"init", os.fsencode(tmp_path / "q"), b"--db-path", b"\xff.db"],
+            "error: --db-path: ",
+            "U+DCFF",
+        ),
+    ]
+    for argv, start, code in runs:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL, timeout=60
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(start), done.stderr
+        assert code in done.stderr
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stdout == ""
+    assert list(project.iterdir()) == [config]
+    assert not (tmp_path / "q").exists()

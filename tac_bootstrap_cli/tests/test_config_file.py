@@ -93,8 +93,25 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         ("data\\..\\..\\outside.db", "no '..'"),
         ("data/", "must name a file"),
         ("line\nbreak.db", "control characters"),
+        ("\ud800.db", "U\\+D800 is a lone surrogate"),
+        ("nul\0.db", "control characters \\(U\\+0000\\)"),
+        (".", "must name a file"),
+        ("data/.", "must name a file"),
     ],
 )
 def test_database_path_must_stay_inside_the_project(value: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=rf"database\.path: Value error, .*{reason}"):
         parse_config(f"database:\n  path: {json.dumps(value)}\n", source="config.yml")
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("sqlite:///\ud800.db", "U\\+D800 is a lone surrogate"),
+        ("postgresql://h/db\0", "control characters"),
+        ("sqlite:///data/..", "must name a file"),
+    ],
+)
+def test_database_url_must_be_usable(value: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match=rf"database\.url: Value error, .*{reason}"):
+        parse_config(f"database:\n  url: {json.dumps(value)}\n", source="config.yml")

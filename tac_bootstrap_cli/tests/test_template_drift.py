@@ -70,7 +70,7 @@ def test_another_path_changes_only_the_default_path_line() -> None:
     assert ast.literal_eval(tree.body[0].value) == tricky  # type: ignore[attr-defined]
 
 
-def test_a_database_url_changes_only_the_default_url_line() -> None:
+def test_a_database_url_changes_the_default_url_line_and_the_ignored_files() -> None:
     url = "postgresql://agents@db.internal:5432/orchestrator"
     base = ProjectConfig()
     other = ProjectConfig(database=DatabaseConfig(url=url))
@@ -81,7 +81,10 @@ def test_a_database_url_changes_only_the_default_url_line() -> None:
         )
         if default_text != other_text
     }
-    assert set(changed) == {"adws/adw_modules/adw_database.py"}
+    assert set(changed) == {"adws/adw_modules/adw_database.py", ".gitignore"}
+    _, ignored = changed.pop(".gitignore")  # a server: no database file to ignore
+    assert "no database file to ignore" in ignored
+    assert "orchestrator.db" not in ignored
     default_text, other_text = changed.popitem()[1]
     assert "DEFAULT_DATABASE_URL: str | None = None\n" in default_text
     assert other_text == default_text.replace(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from tac_bootstrap.domain.config import ProjectConfig
+from tac_bootstrap.domain.config import SIDE_FILE_SUFFIXES, ProjectConfig, project_relative
 from tac_bootstrap.domain.errors import TacBootstrapError
 from tac_bootstrap.domain.plan import Action, Plan, PlannedFile
 from tac_bootstrap.infrastructure.atomic_write import write_atomic
@@ -23,6 +23,7 @@ __all__ = [
     "WriteMode",
     "apply_plan",
     "build_plan",
+    "database_files",
     "render_registry",
 ]
 
@@ -103,11 +104,44 @@ REGISTRY: tuple[TemplateEntry, ...] = (
 
 
 def render_registry(
-    config: ProjectConfig, repository: TemplateRepository | None = None
+    config: ProjectConfig,
+    repository: TemplateRepository | None = None,
+    *,
+    project_root: Path | None = None,
 ) -> list[tuple[TemplateEntry, str]]:
-    """Every registered template rendered with ``config``, in registry order."""
+    """Every registered template rendered with ``config``, in registry order.
+
+    ``project_root`` is the folder rendered into: it places a database file given by an
+    absolute path (or one that leaves and re-enters the project) for ``.gitignore``.
+    """
     repository = repository or TemplateRepository()
-    return [(entry, repository.render(entry.template, config=config)) for entry in REGISTRY]
+    files = database_files(config, project_root)
+    return [
+        (entry, repository.render(entry.template, config=config, database_files=files))
+        for entry in REGISTRY
+    ]
+
+
+def database_files(config: ProjectConfig, project_root: Path | None = None) -> list[str]:
+    """The store's SQLite file and the files SQLite keeps beside it, where the generated
+    store puts them (relative to the project root, ``/`` between folders), for .gitignore.
+    Empty on PostgreSQL, and for a file outside the project."""
+    file = config.database.sqlite_file
+    if file is None:
+        return []
+    root = project_root.resolve() if project_root is not None else None  # as the store does
+    relative = project_relative(file, PurePosixPath(root) if root is not None else None)
+    if relative is None and root is not None:
+        # Lexically outside, but a symlink on the way may lead back in: ask the file system.
+        try:
+            real = (root / file).resolve()
+        except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+            real = None
+        if real is not None and real != root and real.is_relative_to(root):
+            relative = PurePosixPath(real.relative_to(root).as_posix())
+    if relative is None:
+        return []
+    return [str(relative) + suffix for suffix in ("", *SIDE_FILE_SUFFIXES)]
 
 
 def build_plan(
@@ -126,7 +160,7 @@ def build_plan(
     files: list[PlannedFile] = []
     if config_file is not None:
         files.append(_plan_config_file(output_dir, config_file))
-    for entry, text in render_registry(config, repository):
+    for entry, text in render_registry(config, repository, project_root=output_dir):
         destination = resolve_inside(output_dir, entry.target)
         if entry.mode is WriteMode.MANAGED_BLOCK:
             files.append(_plan_block(entry.target, destination, text, force))

@@ -24,12 +24,20 @@ def python_optional_string(value: str | None) -> str:
     return "None" if value is None else python_string(value)
 
 
+# Characters that git's wildmatch reads as patterns (\ * ? [ ]), or as negation / comment
+# (! #, at the start of a pattern); each gets a backslash, which git reads as "this one as is".
 _GITIGNORE_SPECIAL = re.compile(r"([\\*?\[\]!#])")
 
 
 def gitignore_path(value: str) -> str:
-    """A ``.gitignore`` pattern matching exactly this file, anchored at the project root."""
-    escaped = _GITIGNORE_SPECIAL.sub(r"\\\1", value.replace("\\", "/").lstrip("/"))
+    """A ``.gitignore`` pattern matching exactly this file, anchored at the project root.
+
+    ``value`` is relative to the project root with ``/`` between folders; ``.`` and empty
+    parts are dropped as the file system does. A backslash is a character of the name (as
+    on Linux and macOS), so it is escaped like the wildcards.
+    """
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    escaped = _GITIGNORE_SPECIAL.sub(r"\\\1", "/".join(parts))
     if escaped.endswith(" "):  # git drops unescaped trailing spaces
         escaped = escaped[:-1] + "\\ "
     return "/" + escaped
