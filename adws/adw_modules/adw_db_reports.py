@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, get_args
 
 from adw_db_backend import Backend
+from adw_db_errors import ValidationError
 from adw_db_sql import Condition, SqlBuilder
 from orch_database_models import (
     AgentIdPrefix,
@@ -29,6 +30,19 @@ __all__ = ["LOG_LEVELS", "ReportQueries"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Row = dict[str, Any]
 LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)  # least to most severe
+
+
+def _cursor(value: Any, name: str) -> Mapping[str, Any]:
+    """A log cursor as keywords: a mapping of table names, else a clear error
+    (``**`` would raise a bare TypeError before the model could say what)."""
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValidationError(
+            f"logs.{name}: a cursor is a dict of log table names to ids, "
+            f"as log_bounds() gives it; got {type(value).__name__}",
+            table="logs",
+            field=name,
+        )
+    return value
 
 
 class _Filters:
@@ -154,7 +168,9 @@ class ReportQueries:
             since=since,
             limit=limit,
         )
-        ceiling = self._parse(LogCursor, "logs", **up_to) if up_to is not None else None
+        ceiling = None
+        if up_to is not None:
+            ceiling = self._parse(LogCursor, "logs", **_cursor(up_to, "up_to"))
         self._require_open()
         agent, system = _log_filters(query)
         if ceiling is not None:
@@ -199,7 +215,7 @@ class ReportQueries:
             component=component,
             limit=limit,
         )
-        start = self._parse(LogCursor, "logs", **cursor)
+        start = self._parse(LogCursor, "logs", **_cursor(cursor, "cursor"))
         self._require_open()
         agent, system = _log_filters(query)
         rows: list[Row] = []

@@ -225,9 +225,8 @@ NO_ARGUMENTS = {
     "backend_name",
 }
 
-# Arguments that still raise TypeError for a non-mapping (``**up_to`` and
-# ``**cursor`` in adw_db_reports.py): not this change's file; see the xfail below.
-KNOWN: set[str] = {"list_logs.up_to", "logs_after.cursor"}
+# Arguments known to raise something other than DatabaseError (none left).
+KNOWN: set[str] = set()
 
 SHAPES = _valid_arguments({"definition": "", "agent": "", "prompt": ""})  # names only
 METHODS = sorted(SHAPES)
@@ -281,13 +280,6 @@ async def test_hostile_arguments_raise_only_database_errors(
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="adw_db_reports.py unpacks up_to and cursor with ** before validating them "
-    "(TypeError: argument after ** must be a mapping / keywords must be strings); "
-    "not a file of this change",
-)
 @pytest.mark.parametrize(
     "call",
     [
