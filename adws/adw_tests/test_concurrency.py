@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adw_database import DatabaseError, DatabaseManager, IntegrityError
+from adw_database import BusyError, DatabaseManager, IntegrityError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODULES_DIR = PROJECT_ROOT / "adws" / "adw_modules"
@@ -726,8 +726,9 @@ async def test_write_gives_up_when_held_longer_than_busy_timeout(
 ) -> None:
     async with DatabaseManager(db_path, busy_timeout=0.2) as db:
         async with lock_held_by_another_process(db_path) as holder:
-            with pytest.raises(DatabaseError, match="locked") as caught:
+            with pytest.raises(BusyError, match="locked") as caught:
                 await asyncio.wait_for(store_write(db, in_transaction), HANG_GUARD)
+            assert caught.value.retryable
             assert isinstance(caught.value.__cause__, sqlite3.Error)
             await send_line(holder, "rollback")
             await expect_line(holder, "released")

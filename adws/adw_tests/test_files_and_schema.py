@@ -37,6 +37,9 @@ TABLES = {"orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs
 LIBRARY_LOGGERS = (
     "adw_database",
     "adw_db_sqlite",
+    "adw_db_writer",
+    "adw_db_checkpointer",
+    "adw_db_postgres",
     "adw_db_schema",
     "adw_db_sql",
     "adw_db_errors",
@@ -712,6 +715,48 @@ async def test_failed_connect_does_not_hang_the_interpreter_at_exit(
 
 
 # --- logging -------------------------------------------------------------------
+
+QUIET_SCRIPT = """
+import asyncio, sys
+from adw_database import DatabaseManager, IntegrityError, ValidationError
+
+async def refused(db, n):
+    try:
+        await db.create_system_log("LOUD", "c", f"m{n}")
+    except ValidationError:
+        return "caught"
+
+async def main():
+    async with DatabaseManager(sys.argv[1]) as db:
+        results = await asyncio.gather(*(refused(db, n) for n in range(20)))
+        await db.create_orchestrator_agent("dup", None, "planner")
+        try:
+            await db.create_orchestrator_agent("dup", None, "planner")
+        except IntegrityError:
+            pass
+    print(results.count("caught"), flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_errors_the_application_catches_print_nothing(db_path: Path) -> None:
+    """20 tasks each get a ValidationError and one an IntegrityError, all
+    caught: with logging left unconfigured (Python's last-resort handler
+    prints WARNING and above to stderr), stderr stays empty."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        QUIET_SCRIPT,
+        str(db_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(MODULES_DIR)},
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), HANG_GUARD)
+    assert process.returncode == 0, stderr.decode()
+    assert stdout.decode().strip() == "20"
+    assert stderr.decode() == ""
 
 
 async def test_library_never_adds_logging_handlers(db_path: Path) -> None:
