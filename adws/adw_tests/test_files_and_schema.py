@@ -106,9 +106,10 @@ def make_newer_database(path: Path, version: int = 99) -> None:
         raw.close()
 
 
-async def extra_threads(before: set[threading.Thread], settle: float = 5.0) -> set[Any]:
-    """Threads alive now that were not alive before, allowing a short settle
-    for threads that are already on their way out."""
+async def extra_threads(before: set[threading.Thread], settle: float = HANG_GUARD) -> set[Any]:
+    """Threads alive now that were not alive before, allowing a settle for
+    threads that are already on their way out (returns as soon as none is
+    left: on a loaded machine an ending thread may wait long for a core)."""
     deadline = time.monotonic() + settle
     while True:
         extra = {thread for thread in threading.enumerate() if thread not in before}
@@ -575,6 +576,58 @@ async def test_file_that_is_not_a_database_is_refused_and_untouched(
     assert await extra_threads(threads_before) == set()
     with pytest.raises(DatabaseError, match=r"connect\(\)"):
         await db.list_agents()
+
+
+def make_other_applications_database(path: Path, tables: dict[str, str]) -> None:
+    """A SQLite file in rollback-journal mode, as another program leaves it."""
+    raw = sqlite3.connect(path)
+    try:
+        for name, columns in tables.items():
+            raw.execute(f"CREATE TABLE {name} ({columns})")
+            raw.execute(f"INSERT INTO {name} DEFAULT VALUES")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize(
+    "tables",
+    [{"notes": "body TEXT"}, {"agents": "x TEXT", "notes": "body TEXT"}, {"agents": "x TEXT"}],
+    ids=["unrelated_table", "store_name_and_unrelated", "store_name_other_columns"],
+)
+async def test_another_applications_sqlite_file_is_refused_before_anything_changes(
+    db_path: Path, tables: dict[str, str]
+) -> None:
+    """Checked before the switch to WAL, which rewrites header bytes 18-19."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    make_other_applications_database(db_path, tables)
+    before = snapshot(db_path)
+    db = DatabaseManager(db_path)
+    with pytest.raises(DatabaseError, match="another application's database") as caught:
+        await db.connect()
+    assert db_path.name in str(caught.value)
+    assert snapshot(db_path) == before
+    assert db_path.read_bytes()[18:20] == b"\x01\x01"  # still rollback-journal mode
+    assert files_for(db_path) == [db_path]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+async def test_a_fifo_as_the_path_is_refused_without_blocking(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(db_path)
+    db = DatabaseManager(db_path)
+    with pytest.raises(DatabaseError, match="not a regular file"):
+        await asyncio.wait_for(db.connect(), HANG_GUARD)  # it used to block the loop forever
+
+
+async def test_a_file_where_a_folder_should_be_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("not a folder")
+    for path in (blocker / "store.db", blocker / "deeper" / "store.db"):
+        with pytest.raises(DatabaseError, match="cannot create") as caught:
+            await DatabaseManager(path).connect()
+        assert f"{blocker} is a file, not a folder" in str(caught.value)
+    assert blocker.read_text() == "not a folder"
 
 
 async def test_newer_schema_version_is_refused_and_untouched(db_path: Path) -> None:
