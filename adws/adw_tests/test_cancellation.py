@@ -415,7 +415,7 @@ async def test_writes_go_on_past_the_wal_bound_while_another_process_reads(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the WAL past its bound and another process holding a read
-    snapshot, each restart of the WAL used to wait busy_timeout: here 30 s,
+    snapshot, each restart of the WAL used to wait busy_timeout: here HANG_GUARD,
     so 100 writes could never finish under the hang guard. They do, while
     the reader still holds; once it lets go, the WAL is restarted and trimmed."""
     import adw_db_sqlite

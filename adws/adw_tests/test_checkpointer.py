@@ -20,7 +20,7 @@ from pathlib import Path
 from adw_database import DatabaseManager
 from adw_db_checkpointer import Checkpointer
 
-HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
+HANG_GUARD = 60  # seconds; only stops a hung test, never measures speed
 PAD = "x" * 4000
 
 
@@ -115,10 +115,11 @@ async def test_stop_ends_the_thread_even_when_it_lands_just_before_a_round_clear
 
 # Another process checkpointing holds SQLite's checkpoint lock: byte 121 of the
 # -shm file (the WAL index's locks start at 120; the checkpoint lock is the second).
+# It waits for the lock (no LOCK_NB): the store's background checkpoint may hold it briefly.
 HOLD_CHECKPOINT_LOCK = """
 import fcntl, os, sys
 handle = os.open(sys.argv[1], os.O_RDWR)
-fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 121, os.SEEK_SET)
+fcntl.lockf(handle, fcntl.LOCK_EX, 1, 121, os.SEEK_SET)
 print("locked", flush=True)
 sys.stdin.readline()
 """
@@ -155,7 +156,8 @@ async def another_process_checkpointing(
 
 
 async def test_checkpoint_waits_for_another_process_checkpointing(db_path: Path) -> None:
-    async with DatabaseManager(db_path) as db:
+    # busy_timeout is how long checkpoint() keeps trying: far longer than the lock is held.
+    async with DatabaseManager(db_path, busy_timeout=HANG_GUARD) as db:
         for index in range(20):
             await db.create_system_log("INFO", "other", f"entry {index}", {"pad": PAD})
         async with another_process_checkpointing(db_path) as release:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from adw_database import DatabaseError, DatabaseManager
 
-HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
+HANG_GUARD = 60  # seconds; only stops a hung test, never measures speed
 
 
 async def test_close_wakes_reads_waiting_for_a_reader_connection(db_path: Path) -> None:

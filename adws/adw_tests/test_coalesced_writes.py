@@ -16,7 +16,7 @@ import pytest
 from adw_db_coalesce import BATCH_ROWS, MAX_ROWS, mergeable, merged_sql, runs
 from adw_db_writer import Statement, WriterThread
 
-HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
+HANG_GUARD = 60  # seconds; only stops a hung test, never measures speed
 INSERT = "INSERT INTO logs (owner, message) VALUES (?, ?)"
 
 

@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MODULES_DIR = PROJECT_ROOT / "adws" / "adw_modules"
 SCHEMA_FILE = PROJECT_ROOT / "adws" / "schema" / "schema_orchestrator.sql"
 TABLES = {"orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"}
-HANG_GUARD = 30.0  # seconds; a guard against hanging, never a speed check
+HANG_GUARD = 60.0  # seconds; a guard against hanging, never a speed check
 PROCESS_HANG_GUARD = 120.0
 CHANCE_TO_MISBEHAVE = 0.5  # seconds a blocked write gets to (wrongly) finish
 
@@ -755,7 +755,8 @@ from adw_database import DatabaseManager
 
 async def main() -> None:
     path, agent_id, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    async with DatabaseManager(path) as db:
+    # A hang guard, not the 5 s default: on a loaded machine five writers may wait longer.
+    async with DatabaseManager(path, busy_timeout=60) as db:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # start together
         for i in range(count):

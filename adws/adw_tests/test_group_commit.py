@@ -11,7 +11,7 @@ from adw_database import DatabaseManager, IntegrityError
 from adw_db_writer import Statement, WriterThread
 
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
-HANG_GUARD = 30  # seconds; only stops a hung test, never measures speed
+HANG_GUARD = 60  # seconds; only stops a hung test, never measures speed
 
 
 async def test_only_the_failing_writes_of_a_group_fail(db: DatabaseManager, agent_id: str) -> None:

@@ -28,7 +28,8 @@ from adw_database import DatabaseManager
 async def main() -> None:
     path, agent_id, worker = sys.argv[1], sys.argv[2], sys.argv[3]
     tasks, writes = int(sys.argv[4]), int(sys.argv[5])
-    async with DatabaseManager(path) as db:
+    # A hang guard, not the 5 s default: on a loaded machine eight writers may wait longer.
+    async with DatabaseManager(path, busy_timeout=60) as db:
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
 

@@ -14,6 +14,10 @@ from tac_bootstrap.application.scaffold_service import apply_plan, build_plan
 from tac_bootstrap.domain.config import DatabaseConfig, ProjectConfig
 
 CONFIGURED = "var/data/agents.db"
+# Hang guards, never speed checks: the generated suite is the store's whole suite, which
+# takes minutes on a loaded machine (other suites beside it on the same cores).
+PROCESS_HANG_GUARD = 120
+SUITE_HANG_GUARD = 1800
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,7 @@ def test_running_the_generated_module_uses_the_configured_path(generated: Path) 
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=PROCESS_HANG_GUARD,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -69,6 +73,8 @@ def test_running_the_generated_module_uses_the_configured_path(generated: Path) 
     assert (generated / CONFIGURED).is_file()
 
 
+# Longer than the run's own per-test timeout (pyproject: 300 s), which would cut it short.
+@pytest.mark.timeout(SUITE_HANG_GUARD + PROCESS_HANG_GUARD)
 def test_the_generated_copy_passes_the_stores_own_suite(generated: Path) -> None:
     # -c /dev/null: the generated suite runs on its own, not with this repository's pytest
     # settings (coverage gate, testpaths); the two settings it needs are passed explicitly.
@@ -96,7 +102,7 @@ def test_the_generated_copy_passes_the_stores_own_suite(generated: Path) -> None
         capture_output=True,
         text=True,
         check=False,
-        timeout=600,
+        timeout=SUITE_HANG_GUARD,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     summary = done.stdout.strip().splitlines()[-1]
