@@ -22,7 +22,9 @@ dependencies)::
 Every command reads through ``DatabaseManager``'s public methods, so it works
 on any backend the store supports. Commands other than ``prune --yes`` only
 read, and none of them creates a database file that does not exist. Errors are
-one line on stderr and a non-zero exit status.
+one line on stderr and exit status 1 (no traceback, whatever fails); Ctrl-C is
+exit status 130, except for ``logs --follow``, which it ends normally. What the
+store holds is shown as inert text: see ``adw_store_cli_render``.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import logging
+import os
+import stat
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Annotated, Any, NoReturn
@@ -45,22 +53,37 @@ from adw_store_cli_render import (
     STATUS_STYLES,
     bytes_text,
     duration_text,
+    field,
     json_text,
     log_line,
     money,
+    money_amount,
     new_console,
+    plain,
+    plain_lines,
     short_id,
     styled,
     table,
     time_text,
 )
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 __all__ = ["app", "main"]
 
 # Exports of at least this many rows to a file show a progress bar.
 PROGRESS_MIN_ROWS = 10_000
 EXPORT_BATCH = 1_000
+# --older-than's upper bound: a century is older than any store.
+MAX_DAYS = 36_500
+# A SQLite store's files besides the database: export must never write over one.
+STORE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+# Spreadsheets run a cell starting with one of these as a formula (OWASP's "CSV
+# injection"): text cells that do are exported with a leading "'".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 app = typer.Typer(
     help="Inspect and maintain the orchestrator store (agents, prompts, costs, logs).",
@@ -70,6 +93,14 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+DB_HELP = (
+    "Database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+    "else $ORCHESTRATOR_DB_PATH, else orchestrator.db in the project root)."
+)
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", metavar="PATH|URL", help=DB_HELP + " Also accepted before the command."),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, help="Show at most this many rows.")]
 
@@ -104,35 +135,64 @@ class ExportFormat(StrEnum):
 @app.callback()
 def main(
     ctx: typer.Context,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db",
-            metavar="PATH|URL",
-            help="Database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
-            "else $ORCHESTRATOR_DB_PATH, else orchestrator.db in the project root).",
-        ),
-    ] = None,
+    db: Annotated[str | None, typer.Option("--db", metavar="PATH|URL", help=DB_HELP)] = None,
 ) -> None:
     ctx.obj = db
+    _keep_library_logs_quiet()
 
 
-def _run(ctx: typer.Context, work: Callable[[DatabaseManager], Awaitable[None]]) -> None:
+def _keep_library_logs_quiet() -> None:
+    """The store raises what goes wrong, and the command line prints that once.
+    Unconfigured, Python would print the records the store still logs (a failed
+    ROLLBACK while closing, say) on stderr, tracebacks included."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def _run(
+    ctx: typer.Context,
+    database: str | None,
+    work: Callable[[DatabaseManager], Awaitable[None]],
+    *,
+    ctrl_c_ends: bool = False,
+) -> None:
     """Open the existing store, run ``work``, close; errors become one line."""
-    try:
-        database = resolve_database(ctx.obj)
-        if isinstance(database, Path) and not database.is_file():
+    with _one_line_errors(ctrl_c_ends=ctrl_c_ends):
+        location = resolve_database(_db_option(ctx, database))
+        if isinstance(location, Path) and not location.is_file():
             # Checked first: opening the store would create the file.
             raise CliError(
-                f"no database at {database} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
+                f"no database at {location} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
             )
-        asyncio.run(_with_store(database, work))
-    except (CliError, DatabaseError) as exc:
-        message = " ".join(str(exc).split())
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:  # Ctrl-C ends --follow; nothing to report
-        raise typer.Exit(0) from None
+        asyncio.run(_with_store(location, work))
+
+
+def _db_option(ctx: typer.Context, after: str | None) -> str | None:
+    """``--db`` given before the command (kept in ``ctx.obj``) or after it."""
+    before = ctx.obj
+    if before is not None and after is not None and before != after:
+        raise CliError(f"--db is given twice ({before!r} and {after!r}): give it once")
+    return after if after is not None else before
+
+
+@contextmanager
+def _one_line_errors(*, ctrl_c_ends: bool = False) -> Iterator[None]:
+    """Whatever fails ends as one line on stderr and exit status 1, never a
+    traceback; Ctrl-C is exit status 130, or a normal end with ``ctrl_c_ends``."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, BrokenPipeError):  # Typer ends a closed pipe quietly
+        raise
+    except KeyboardInterrupt:
+        if ctrl_c_ends:  # how --follow stops: nothing to report
+            raise typer.Exit(0) from None
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    except (CliError, DatabaseError, OSError) as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a bug: still one line, with what it was
+        _fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
 async def _with_store(
@@ -183,7 +243,7 @@ def _echo_json(value: Any) -> None:
 
 
 @app.command()
-def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
+def stats(ctx: typer.Context, database: DbOption = None, as_json: JsonOption = False) -> None:
     """File and WAL size, schema version, rows per table, time span of the logs."""
 
     async def work(db: DatabaseManager) -> None:
@@ -191,6 +251,7 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
         bounds = await db.log_bounds()
         report = {
             "database": db.location,
+            "backend": db.backend_name,
             "file_bytes": storage["file_bytes"],
             "wal_bytes": storage["wal_bytes"],
             "free_pages": storage["freelist_count"],
@@ -203,19 +264,29 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
         if as_json:
             _echo_json(report)
             return
+        lines = [("database", db.location), *_storage_lines(db.backend_name, storage)]
+        lines += [
+            ("schema version", report["schema_version"]),
+            ("logs span", f"{time_text(bounds['first'])} .. {time_text(bounds['last'])}"),
+        ]
         console = new_console()
-        console.print(f"database        {report['database']}")
-        console.print(f"file size       {bytes_text(storage['file_bytes'])}")
-        console.print(f"WAL size        {bytes_text(storage['wal_bytes'])}")
-        free = storage["freelist_count"] * storage["page_size"]
-        console.print(f"free pages      {storage['freelist_count']} ({bytes_text(free)})")
-        console.print(f"schema version  {report['schema_version']}")
-        console.print(
-            f"logs span       {time_text(bounds['first'])} .. {time_text(bounds['last'])}"
-        )
+        for label, value in lines:
+            console.print(field(label, value, width=16))
         console.print(table(None, ["Table", "Rows"], report["rows"].items()))
 
-    _run(ctx, work)
+    _run(ctx, database, work)
+
+
+def _storage_lines(backend: str, storage: dict[str, int]) -> list[tuple[str, str]]:
+    """What the store takes on disk, in the backend's own terms."""
+    if backend != "sqlite":  # the server's WAL and free space belong to every database
+        return [("table size", bytes_text(storage["file_bytes"]) + " (with indexes)")]
+    free = storage["freelist_count"] * storage["page_size"]
+    return [
+        ("file size", bytes_text(storage["file_bytes"])),
+        ("WAL size", bytes_text(storage["wal_bytes"])),
+        ("free pages", f"{storage['freelist_count']} ({bytes_text(free)})"),
+    ]
 
 
 # --- agents --------------------------------------------------------------------------
@@ -227,6 +298,7 @@ def agents(
     session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
     status: Annotated[str | None, typer.Option(help="Only agents with this status.")] = None,
     limit: LimitOption = 50,
+    database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Agents, newest first: short id, definition, session, status, started, duration, cost."""
@@ -239,7 +311,8 @@ def agents(
         if as_json:
             _echo_json(rows)
             return
-        new_console().print(
+        console = new_console()
+        console.print(
             table(
                 f"{len(rows)} agents",
                 ["ID", "Definition", "Session", "Status", "Started", "Duration", "Cost"],
@@ -255,10 +328,12 @@ def agents(
                     )
                     for row in rows
                 ),
+                console=console,
+                optional=["Started", "Duration", "Definition"],
             )
         )
 
-    _run(ctx, work)
+    _run(ctx, database, work)
 
 
 @app.command("agent")
@@ -270,6 +345,7 @@ def agent_detail(
     log_lines: Annotated[
         int, typer.Option("--logs", min=0, help="How many of its last log lines to show.")
     ] = 10,
+    database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One agent: its prompts (tokens, cost, latency, status) and last log lines."""
@@ -283,51 +359,55 @@ def agent_detail(
             _echo_json({"agent": agent, "definition": definition, "prompts": prompts, "logs": logs})
             return
         console = new_console()
-        console.print(f"agent       {agent['id']}")
-        name = f"{definition['name']} ({definition['agent_type']})" if definition else "-"
-        console.print(f"definition  {name}")
-        console.print(f"session     {agent['session_id']}")
-        console.print("status      ", styled(agent["status"], STATUS_STYLES), sep="")
-        console.print(f"parent      {agent['parent_agent_id'] or '-'}")
-        span = duration_text(agent["started_at"], agent["completed_at"])
-        console.print(f"started     {time_text(agent['started_at'])} ({span})")
-        console.print(f"cost        {money(agent['cost_usd'])}")
-        if agent["error_message"]:
-            console.print("error       ", styled(agent["error_message"], {}), style="red", sep="")
-        console.print(
-            table(
-                f"{len(prompts)} prompts",
-                [
-                    "Created",
-                    "Type",
-                    "Prompt",
-                    "Model",
-                    "Status",
-                    "Tokens in/out",
-                    "Cost",
-                    "Latency",
-                ],
-                (
-                    (
-                        time_text(p["created_at"]),
-                        p["prompt_type"],
-                        p["prompt_name"] or _first_line(p["prompt_text"]),
-                        p["model_used"] or "-",
-                        styled(p["status"], STATUS_STYLES),
-                        f"{p['tokens_input']}/{p['tokens_output']}",
-                        money(p["cost_usd"]),
-                        f"{p['latency_ms']} ms" if p["latency_ms"] is not None else "-",
-                    )
-                    for p in prompts
-                ),
-            )
-        )
+        for line in _agent_lines(agent, definition):
+            console.print(line)
+        console.print(_prompts_table(prompts, console))
         if logs:
             console.print(f"last {len(logs)} log lines")
             for row in logs:
                 console.print(log_line(row))
 
-    _run(ctx, work)
+    _run(ctx, database, work)
+
+
+def _agent_lines(agent: dict[str, Any], definition: dict[str, Any] | None) -> list[Text]:
+    name = f"{definition['name']} ({definition['agent_type']})" if definition else "-"
+    span = duration_text(agent["started_at"], agent["completed_at"])
+    lines = [
+        field("agent", agent["id"], width=12),
+        field("definition", name, width=12),
+        field("session", agent["session_id"], width=12),
+        field("status", styled(agent["status"], STATUS_STYLES), width=12),
+        field("parent", agent["parent_agent_id"] or "-", width=12),
+        field("started", f"{time_text(agent['started_at'])} ({span})", width=12),
+        field("cost", money(agent["cost_usd"]), width=12),
+    ]
+    if agent["error_message"]:
+        error = plain_lines(agent["error_message"], " " * 12)
+        lines.append(field("error", Text(error, style="red"), width=12))
+    return lines
+
+
+def _prompts_table(prompts: list[dict[str, Any]], console: Console) -> Table:
+    return table(
+        f"{len(prompts)} prompts",
+        ["Created", "Type", "Prompt", "Model", "Status", "Tokens in/out", "Cost", "Latency"],
+        (
+            (
+                time_text(p["created_at"]),
+                p["prompt_type"],
+                p["prompt_name"] or _first_line(p["prompt_text"]),
+                p["model_used"] or "-",
+                styled(p["status"], STATUS_STYLES),
+                f"{p['tokens_input']}/{p['tokens_output']}",
+                money(p["cost_usd"]),
+                f"{p['latency_ms']} ms" if p["latency_ms"] is not None else "-",
+            )
+            for p in prompts
+        ),
+        console=console,
+        optional=["Created", "Latency", "Type", "Model"],
+    )
 
 
 def _first_line(text: str, width: int = 40) -> str:
@@ -339,15 +419,23 @@ def _first_line(text: str, width: int = 40) -> str:
 
 
 @app.command()
-def sessions(ctx: typer.Context, limit: LimitOption = 50, as_json: JsonOption = False) -> None:
+def sessions(
+    ctx: typer.Context,
+    limit: LimitOption = 50,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """One row per session: agents, failures, tokens, cost, first and last activity."""
 
     async def work(db: DatabaseManager) -> None:
         rows = await db.session_summaries(limit=limit)
+        for row in rows:
+            row["cost_usd"] = money_amount(row["cost_usd"])  # a sum: no float noise
         if as_json:
             _echo_json(rows)
             return
-        new_console().print(
+        console = new_console()
+        console.print(
             table(
                 f"{len(rows)} sessions (most recently active first)",
                 [
@@ -375,10 +463,12 @@ def sessions(ctx: typer.Context, limit: LimitOption = 50, as_json: JsonOption = 
                     )
                     for row in rows
                 ),
+                console=console,
+                optional=["First", "Active", "Prompts", "Tokens", "Last"],
             )
         )
 
-    _run(ctx, work)
+    _run(ctx, database, work)
 
 
 def _failures(agents: int, prompts: int) -> Any:
@@ -393,17 +483,22 @@ def costs(
     since: Annotated[
         str | None, typer.Option(help="Only prompts from this date (YYYY-MM-DD, UTC) on.")
     ] = None,
+    database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Prompts' tokens and cost per session, model, agent type or day, with a grand total."""
+    """Prompts' tokens and cost per session, model, agent type or day, with a grand total.
+
+    Each group's cost is rounded to $0.0001 and the total is the sum of those
+    rounded costs, so the rows add up to the total shown (in JSON too).
+    """
 
     async def work(db: DatabaseManager) -> None:
         start = _since(since)
-        group = by.value.replace("-", "_")
-        rows = await db.cost_totals(group, since=start)
-        (total,) = await db.cost_totals(since=start)
+        rows = await db.cost_totals(by.value.replace("-", "_"), since=start)
+        for row in rows:
+            row["cost_usd"] = money_amount(row["cost_usd"])
+        total = _cost_total(rows)
         if as_json:
-            total.pop("key")
             _echo_json({"by": by.value, "since": since, "groups": rows, "total": total})
             return
         grid = table(
@@ -415,7 +510,17 @@ def costs(
         grid.add_row(*_cost_cells(styled("total", {"total": "bold"}), total))
         new_console().print(grid)
 
-    _run(ctx, work)
+    _run(ctx, database, work)
+
+
+def _cost_total(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The groups' sums: every prompt is in exactly one group."""
+    total: dict[str, Any] = {
+        name: sum(row[name] for row in groups)
+        for name in ("prompts", "tokens_input", "tokens_output")
+    }
+    total["cost_usd"] = sum((row["cost_usd"] for row in groups), Decimal(0))
+    return total
 
 
 def _cost_cells(key: Any, row: dict[str, Any]) -> tuple[Any, ...]:
@@ -429,6 +534,12 @@ def _cost_cells(key: Any, row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # --- logs -----------------------------------------------------------------------------
+
+
+def _finite_seconds(value: float) -> float:
+    if not value >= 0.01 or value == float("inf"):  # `not >=` also refuses NaN
+        raise typer.BadParameter(f"{value!r} is not a number of seconds of at least 0.01")
+    return value
 
 
 @app.command()
@@ -447,9 +558,11 @@ def logs(
         bool, typer.Option("--follow", "-f", help="Keep printing new rows until Ctrl-C.")
     ] = False,
     interval: Annotated[
-        float, typer.Option(min=0.01, help="Seconds between polls with --follow.")
+        float,
+        typer.Option(callback=_finite_seconds, help="Seconds between polls with --follow."),
     ] = 1.0,
     max_polls: Annotated[int | None, typer.Option(hidden=True, min=0)] = None,
+    database: DbOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per line.")
     ] = False,
@@ -458,7 +571,7 @@ def logs(
 
     --follow then polls each log table on its increasing id: every row committed
     later is printed once, none is skipped (SQLite commits one writer at a time,
-    so ids become visible in increasing order).
+    so ids become visible in increasing order). Ctrl-C ends it with exit status 0.
     """
     console = new_console()
 
@@ -488,25 +601,40 @@ def logs(
             show(rows)
             polls += 1
 
-    _run(ctx, work)
+    _run(ctx, database, work, ctrl_c_ends=follow)
 
 
 # --- prune ------------------------------------------------------------------------------
+
+
+def _days(value: float) -> float:
+    if not 0 <= value <= MAX_DAYS:  # also refuses NaN
+        raise typer.BadParameter(f"{value:.10g} is not a number of days from 0 to {MAX_DAYS}")
+    return value
 
 
 @app.command()
 def prune(
     ctx: typer.Context,
     older_than: Annotated[
-        float, typer.Option("--older-than", metavar="DAYS", min=0, help="Age in days.")
+        float,
+        typer.Option(
+            "--older-than", metavar="DAYS", callback=_days, help=f"Age in days (0 to {MAX_DAYS})."
+        ),
     ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would go (the default).")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Really delete (default: dry run).")] = False,
+    database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Delete agent and system logs older than DAYS days; a dry run unless --yes.
 
     After deleting, checkpoints the WAL into the database file and truncates it.
     """
+    if dry_run and yes:
+        ctx.fail("--dry-run and --yes contradict each other: give one of them")
 
     async def work(db: DatabaseManager) -> None:
         counts = await db.count_old_logs(older_than)
@@ -537,7 +665,7 @@ def prune(
         )
         console.print(f"free inside the file for new rows: {bytes_text(report['free_bytes'])}")
 
-    _run(ctx, work)
+    _run(ctx, database, work)
 
 
 # --- export -----------------------------------------------------------------------------
@@ -554,46 +682,156 @@ def export(
         ExportFormat, typer.Option("--format", help="jsonl or csv.")
     ] = ExportFormat.jsonl,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (default: stdout); it is replaced only once complete.",
+        ),
     ] = None,
+    database: DbOption = None,
 ) -> None:
     """Stream rows as JSON lines or CSV, a batch at a time, never the whole table.
 
     JSON lines of one table are its rows; of every table, {"table": ..., "row": ...}.
-    CSV holds one table (pass --table): JSON columns as JSON text, NULL as an empty cell.
+    CSV holds one table (pass --table): JSON columns as JSON text, NULL as an empty
+    cell, and a text cell that starts with =, +, -, @, a tab or a carriage return
+    gets a leading ' so that spreadsheets do not run it as a formula (numbers stay
+    numbers). --output is written beside the target and renamed over it when
+    complete: an error or Ctrl-C leaves the previous file as it was.
     """
     if table_name is not None and table_name not in TABLES:
         _fail(f"--table: no table {table_name!r} (tables: {', '.join(TABLES)})")
     if fmt is ExportFormat.csv and table_name is None:
         _fail("CSV holds one table: pass --table")
     tables = [table_name] if table_name is not None else list(TABLES)
+    new_mode = _new_file_mode()  # read now: the store's threads are not started yet
 
     async def work(db: DatabaseManager) -> None:
         counts = await db.count_rows()
-        handle: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            total = sum(counts[name] for name in tables)
-            progress = _progress() if output and total >= PROGRESS_MIN_ROWS else None
-            task = progress.add_task(f"export to {output}", total=total) if progress else None
-            if progress:
-                progress.start()
-            try:
-                for name in tables:
-                    write = _row_writer(handle, name, fmt, tagged=table_name is None)
-                    async for row in db.iter_rows(name, batch_size=EXPORT_BATCH):
-                        write(row)
-                        if progress and task is not None:
-                            progress.advance(task)
-            finally:
-                if progress:
-                    progress.stop()
-        finally:
-            if output:
-                handle.close()
-        if output:
-            typer.echo(f"exported {total} rows to {output}", err=True)
+        total = sum(counts[name] for name in tables)
+        if output is None:
+            await _write_rows(db, sys.stdout, tables, fmt, tagged=table_name is None)
+            return
+        _refuse_store_files(output, db.db_path)
+        with (
+            _output_file(output, new_mode) as handle,
+            _progress_bar(f"export to {plain(output)}", total) as advance,
+        ):
+            await _write_rows(db, handle, tables, fmt, tagged=table_name is None, advance=advance)
+        typer.echo(f"exported {total} rows to {plain(output)}", err=True)
 
-    _run(ctx, work)
+    _run(ctx, database, work)
+
+
+async def _write_rows(
+    db: DatabaseManager,
+    handle: IO[str],
+    tables: list[str],
+    fmt: ExportFormat,
+    *,
+    tagged: bool,
+    advance: Callable[[], None] = lambda: None,
+) -> None:
+    for name in tables:
+        write = _row_writer(handle, name, fmt, tagged=tagged)
+        async for row in db.iter_rows(name, batch_size=EXPORT_BATCH):
+            write(row)
+            advance()
+
+
+def _refuse_store_files(output: Path, database: Path | None) -> None:
+    """Writing over the database, its WAL or its journal would destroy the store."""
+    if database is None:  # PostgreSQL: no local files
+        return
+    for suffix in STORE_FILE_SUFFIXES:
+        store_file = Path(f"{database}{suffix}")
+        if _same_file(output, store_file):
+            raise CliError(f"--output {output} is the store's own file {store_file}")
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """The same file however spelt: through symlinks, `..`, relative or absolute
+    paths, or hard links (those only when both exist)."""
+    try:
+        if os.path.samefile(one, other):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return one.resolve() == other.resolve()
+
+
+@contextmanager
+def _output_file(output: Path, new_mode: int) -> Iterator[IO[str]]:
+    """Where export writes: a regular file is replaced only once complete; a
+    device or pipe (/dev/null, a FIFO) has nothing to replace and is written."""
+    target = output.resolve()  # through a symlink: replace what it points at
+    if target.is_dir():
+        raise CliError(f"--output {output} is a folder")
+    if not target.parent.is_dir():
+        raise CliError(f"--output {output}: no folder {output.parent}")
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else new_mode
+    with _replacing(target, mode) as handle:
+        yield handle
+
+
+@contextmanager
+def _replacing(target: Path, mode: int) -> Iterator[IO[str]]:
+    """A new file that takes ``target``'s place only once it is complete:
+    written beside it (the same file system, so the rename is atomic), flushed
+    to disk, then renamed over it. On an error or Ctrl-C it is removed and
+    ``target`` is left as it was."""
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: fsync the folder); best effort."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder: its renames need no sync
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse: the file's data is on disk already
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (the umask applied): mkstemp's is 0600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def _progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """``advance()`` moves a progress bar on stderr; below PROGRESS_MIN_ROWS, no bar."""
+    if total < PROGRESS_MIN_ROWS:
+        yield lambda: None
+        return
+    progress = _progress()
+    task = progress.add_task(description, total=total)
+    with progress:
+        yield lambda: progress.advance(task)
 
 
 @app.command("copy-to-postgres")
@@ -610,26 +848,26 @@ def copy_to_postgres(
     The target must be empty unless --append; the copy is one transaction, so a
     failed copy leaves the target as it was. Prints the rows copied per table.
     """
-    if not url.lower().startswith(("postgresql://", "postgres://")):
-        _fail(f"URL must start with postgresql:// or postgres://, got {url!r}")
-    if not source.is_file():
-        _fail(f"no database at {source}")
-    try:
+    with _one_line_errors():
+        if not url.lower().startswith(("postgresql://", "postgres://")):
+            raise CliError(f"URL must start with postgresql:// or postgres://, got {url!r}")
+        if not source.is_file():
+            raise CliError(f"no database at {source}")
         copied = asyncio.run(_copy(source, url, append))
-    except DatabaseError as exc:
-        _fail(" ".join(str(exc).split()))
-    if as_json:
-        _echo_json(copied)
-        return
-    console = new_console()
-    rows = [[name, f"{count:,}"] for name, count in copied.items()]
-    console.print(table(None, ["Table", "Rows"], rows))
-    console.print(f"copied {sum(copied.values()):,} rows from {source}")
+        if as_json:
+            _echo_json(copied)
+            return
+        console = new_console()
+        rows = [[name, f"{count:,}"] for name, count in copied.items()]
+        console.print(table(None, ["Table", "Rows"], rows))
+        console.print(Text(f"copied {sum(copied.values()):,} rows from {plain(source)}"))
 
 
 async def _copy(source: Path, url: str, append: bool) -> dict[str, int]:
     from adw_db_copy import copy_sqlite_to_postgres  # needs asyncpg: only imported here
 
+    if not append:
+        await _require_empty(url)
     async with DatabaseManager(source) as db:
         total = sum((await db.count_rows()).values())
     progress = _progress() if total >= PROGRESS_MIN_ROWS else None
@@ -650,14 +888,28 @@ async def _copy(source: Path, url: str, append: bool) -> dict[str, int]:
             progress.stop()
 
 
+async def _require_empty(url: str) -> None:
+    """Refuse a target that holds rows, naming the flag that allows it (the
+    copy refuses too, but in the library's words)."""
+    async with DatabaseManager(url) as target:
+        held = {name: count for name, count in (await target.count_rows()).items() if count}
+        location = target.location
+    if held:
+        listed = ", ".join(f"{name} {count}" for name, count in held.items())
+        raise CliError(
+            f"{location} already holds rows ({listed}): copy into an empty store, "
+            "or pass --append to add to it"
+        )
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {plain(' '.join(message.split()))}", err=True)
     raise typer.Exit(1)
 
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -687,11 +939,15 @@ def _row_writer(
 
 
 def _csv_cell(value: Any, is_json: bool) -> Any:
-    """NULL is an empty cell; JSON columns hold the JSON text the store keeps."""
+    """NULL is an empty cell; JSON columns hold the JSON text the store keeps
+    (it starts with a minus only for a number, which no spreadsheet runs); text
+    that a spreadsheet would run as a formula gets a leading ' (OWASP)."""
     if value is None:
         return ""
     if is_json:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -1,14 +1,21 @@
 """How the store's command line shows things: Rich tables, coloured log lines,
-sizes, money, durations, and JSON for machines. No store access here."""
+sizes, money, durations, and JSON for machines. No store access here.
+
+Everything the store holds is untrusted text (much of it is model output): it
+is shown as plain text, never as Rich markup, and control characters are
+written as escapes (``\\x1b``) so that none of them reaches the terminal.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -17,9 +24,13 @@ __all__ = [
     "STATUS_STYLES",
     "bytes_text",
     "duration_text",
+    "field",
     "json_text",
     "log_line",
     "money",
+    "money_amount",
+    "plain",
+    "plain_lines",
     "short_id",
     "table",
     "time_text",
@@ -45,17 +56,59 @@ STATUS_STYLES = {
 }
 NUMERIC_COLUMNS = ("agents", "active", "prompts", "rows")
 NUMERIC_WORDS = ("cost", "tokens", "latency", "duration")
+# Short ids, statuses and times never wrap (cut, they would mislead); other text
+# (sessions, names, messages) folds, down to MIN_TEXT_WIDTH, only when a table
+# is still too wide once its optional columns are gone.
+WHOLE_COLUMNS = ("id", "status", "started", "first", "last", "created", "day")
+MIN_TEXT_WIDTH = 16
 # An id's last characters: its random part (time-ordered ids share their first
 # ones). Enough to tell agents apart at a glance; `agent ID` takes them.
 SHORT_ID = 8
+# Money is shown, and summed, in steps of $0.0001 (rounded half up).
+MONEY_STEP = Decimal("0.0001")
+
+# Characters a terminal acts on instead of showing: C0 controls (ESC starts
+# colour, cursor and title sequences), DEL, C1 controls (0x9b is a one-byte
+# CSI) and the bidirectional overrides that reorder what is shown.
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_CONTROLS = (*range(0x20), *range(0x7F, 0xA0), *_BIDI)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(code: int) -> str:
+    return _NAMED.get(chr(code)) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+_ESCAPES = {code: _escape(code) for code in _CONTROLS}
+_LINE_ESCAPES = {code: text for code, text in _ESCAPES.items() if chr(code) not in "\n\t"}
+# JSON already escapes C0 controls; these others are valid raw in a JSON string.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in (*range(0x7F, 0xA0), *_BIDI)}
+
+
+def plain(value: object) -> str:
+    """``value`` as one line of inert text: every control character, newlines
+    and tabs too, written as an escape such as ``\\x1b``."""
+    return str(value).translate(_ESCAPES)
+
+
+def plain_lines(value: object, indent: str) -> str:
+    """Free text (a log message, an error) as inert text that keeps its lines
+    and tabs; continuation lines are indented so none passes for a row."""
+    return str(value).translate(_LINE_ESCAPES).replace("\n", "\n" + indent)
 
 
 def short_id(value: str | None) -> str:
-    return value[-SHORT_ID:] if value else "-"
+    return plain(value[-SHORT_ID:]) if value else "-"
 
 
-def money(value: float) -> str:
-    return f"${value:,.4f}"
+def money_amount(value: float | Decimal) -> Decimal:
+    """Dollars rounded half up to the shown step: the same figure everywhere."""
+    amount = Decimal(str(value)).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)
+    return amount + 0  # no "-0.0000"
+
+
+def money(value: float | Decimal) -> str:
+    return f"${money_amount(value):,}"
 
 
 def bytes_text(size: int) -> str:
@@ -69,7 +122,7 @@ def bytes_text(size: int) -> str:
 
 def time_text(stamp: str | None) -> str:
     """The store's timestamps, to the second, without the constant offset."""
-    return stamp[:19].replace("T", " ") if stamp else "-"
+    return plain(stamp[:19].replace("T", " ")) if stamp else "-"
 
 
 def duration_text(start: str, end: str | None) -> str:
@@ -83,46 +136,109 @@ def duration_text(start: str, end: str | None) -> str:
 
 
 def styled(value: str, styles: dict[str, str]) -> Text:
-    return Text(value, style=styles.get(value, ""))
+    return Text(plain(value), style=styles.get(value, ""))
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> Table:
+def field(label: str, value: object, *, width: int, style: str = "") -> Text:
+    """``label`` padded to ``width``, then ``value`` as inert text (one line)."""
+    shown = value if isinstance(value, Text) else Text(plain(value), style=style)
+    return Text(label.ljust(width)) + shown
+
+
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    console: Console | None = None,
+    optional: Sequence[str] = (),
+) -> Table:
     """A table whose figures are right-aligned and whose ids, times and figures
-    never wrap (other columns give way when the terminal is narrow)."""
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        name = column.lower()
+    never wrap. On a ``console`` too narrow for it, ``optional`` columns are
+    left out (the first listed first) until it fits, then those that still fit
+    are put back (the last listed first): ids stay whole, rows keep to one line."""
+    cells = [
+        [cell if isinstance(cell, Text) else Text(plain(cell)) for cell in row] for row in rows
+    ]
+
+    def fits(shown: Sequence[str]) -> bool:
+        grid = _grid(title, columns, shown, cells)
+        return console is None or _natural_width(console, grid) <= console.width
+
+    shown = list(columns)
+    dropped = []
+    for column in optional:
+        if fits(shown):
+            break
+        shown.remove(column)
+        dropped.append(column)
+    for column in reversed(dropped):
+        wider = [name for name in columns if name in shown or name == column]
+        if fits(wider):
+            shown = wider
+    return _grid(title, columns, shown, cells)
+
+
+def _grid(
+    title: str | None, columns: Sequence[str], shown: Sequence[str], cells: list[list[Text]]
+) -> Table:
+    grid = Table(
+        title=Text(plain(title)) if title is not None else None,
+        title_justify="left",
+        header_style="bold",
+    )
+    picked = [index for index, column in enumerate(columns) if column in shown]
+    for index in picked:
+        header = columns[index]
+        name = header.lower()
         numeric = name in NUMERIC_COLUMNS or any(word in name for word in NUMERIC_WORDS)
-        keep_whole = numeric or name in ("id", "started", "first", "last", "created", "status")
+        whole = numeric or name in WHOLE_COLUMNS
+        longest = max((row[index].cell_len for row in cells), default=0)
         grid.add_column(
-            column,
+            Text(header),
             justify="right" if numeric else "left",
-            no_wrap=keep_whole,
-            min_width=len(column),
+            no_wrap=whole,
+            # Text folds when nothing else is left to give way, but never to nothing.
+            min_width=len(header) if whole else max(len(header), min(longest, MIN_TEXT_WIDTH)),
             overflow="fold",
         )
-    for row in rows:
-        grid.add_row(*(cell if isinstance(cell, Text) else Text(str(cell)) for cell in row))
+    for row in cells:
+        grid.add_row(*(row[index] for index in picked))
     return grid
+
+
+def _natural_width(console: Console, grid: Table) -> int:
+    """How wide ``grid`` is when nothing in it wraps."""
+    return Measurement.get(console, console.options.update_width(1_000_000), grid).maximum
 
 
 def log_line(row: dict[str, Any]) -> Text:
     """One log row: time, level (coloured), where it came from, message."""
     if row["source"] == "agent":
-        origin = f"agent {short_id(row['agent_id'])} {row['log_type']}"
+        origin = f"agent {short_id(row['agent_id'])} {plain(row['log_type'])}"
     else:
-        origin = f"system {row['component']}"
+        origin = f"system {plain(row['component'])}"
+    level = plain(row["log_level"])
     line = Text(time_text(row["created_at"]) + "  ")
-    line.append(f"{row['log_level']:<8}", style=LEVEL_STYLES.get(row["log_level"], ""))
+    line.append(f"{level:<8}", style=LEVEL_STYLES.get(row["log_level"], ""))
     line.append(f"  {origin}  ", style="dim")
-    line.append(row["message"])
+    line.append(plain_lines(row["message"], "    "))
     if row["details"] is not None:
         line.append(" " + json_text(row["details"]), style="dim")
     return line
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=indent)
+    """JSON whose strings cannot act on a terminal (still the same JSON values)."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent, default=_json_default)
+    return text.translate(_JSON_ESCAPES)
+
+
+def _json_default(value: Any) -> Any:
+    """Money rounded with ``money_amount``: its float prints the same digits."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def new_console(*, stderr: bool = False) -> Console:

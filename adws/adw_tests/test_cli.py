@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ MODULES = Path(adw_store_cli.__file__).resolve().parent
 CLI = MODULES / "adw_store_cli.py"
 
 
-def run(path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def run(path: Path | str, *args: str, env: dict[str, str | None] | None = None) -> Result:
     """Run the command line in this process (wide terminal: tables never truncate)."""
     result = CliRunner().invoke(
         app, ["--db", str(path), *args], env={"COLUMNS": "220", **(env or {})}
@@ -36,8 +37,8 @@ def run(path: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     return result
 
 
-def ok(path: Path, *args: str) -> str:
-    result = run(path, *args)
+def ok(path: Path | str, *args: str, env: dict[str, str | None] | None = None) -> str:
+    result = run(path, *args, env=env)
     assert result.exit_code == 0, result.output
     return result.stdout
 
@@ -130,6 +131,46 @@ def test_stats_reads_the_database_named_by_the_environment(recorded: RecordedSes
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["database"] == str(recorded.path)
+
+
+def test_stats_on_postgresql_shows_table_size_and_no_file_figures(postgres_url: str) -> None:
+    async def create() -> None:
+        async with DatabaseManager(postgres_url) as db:
+            await db.create_system_log("INFO", "scheduler", "started")
+
+    asyncio.run(create())
+    out = ok(postgres_url, "stats")
+    report = json.loads(ok(postgres_url, "stats", "--json"))
+
+    labels = [line[:16].strip() for line in out.splitlines()[:4]]
+    assert labels == ["database", "table size", "schema version", "logs span"]
+    assert "(with indexes)" in out
+    assert report["backend"] == "postgresql"
+    assert report["rows"]["system_logs"] == 1
+
+
+def test_db_may_come_after_the_command(recorded: RecordedSession, tmp_path: Path) -> None:
+    path = str(recorded.path)
+    commands = [
+        ["stats", "--json"],
+        ["agents", "--json"],
+        ["agent", recorded.agents["a1"], "--json"],
+        ["sessions", "--json"],
+        ["costs", "--json"],
+        ["logs", "--json"],
+        ["prune", "--older-than", "5", "--json"],
+        ["export", "--table", "agents"],
+    ]
+    for command in commands:
+        result = CliRunner().invoke(app, [*command, "--db", path])
+        assert result.exit_code == 0, (command, result.output)
+        assert result.stdout.strip(), command
+    after = CliRunner().invoke(app, ["stats", "--db", path, "--json"])
+    assert json.loads(after.stdout)["database"] == path
+    assert json.loads(ok(recorded.path, "stats", "--db", path, "--json"))["database"] == path
+    other = tmp_path / "other.db"
+    assert "--db is given twice" in fails(recorded.path, "stats", "--db", str(other))
+    assert not other.exists()
 
 
 def test_agents(recorded: RecordedSession) -> None:
@@ -266,6 +307,99 @@ def test_costs_since_a_date(recorded: RecordedSession) -> None:
     assert "is not a date" in fails(recorded.path, "logs", "--since", "2026-13-45")
 
 
+LONG_SESSIONS = ("demo_20261126_130711_5c2065", "demo_20261126_130710_b562a4")
+
+
+def add_long_sessions(path: Path) -> list[str]:
+    """Two agents in sessions named as the demo names them (27 characters)."""
+
+    async def add() -> list[str]:
+        async with DatabaseManager(path) as db:
+            definition = (await db.list_orchestrator_agents())[0]["id"]
+            return [await db.create_agent(definition, session) for session in LONG_SESSIONS]
+
+    return asyncio.run(add())
+
+
+def table_rows(out: str) -> list[str]:
+    """The lines of a Rich table's body (its header is drawn with heavier lines)."""
+    return [line for line in out.splitlines() if line.startswith("│")]
+
+
+def check_narrow_listings(agents_out: str, sessions_out: str, agent_ids: list[str]) -> None:
+    for out in (agents_out, sessions_out):
+        assert max(len(line) for line in out.splitlines()) <= 80
+    agent_rows = table_rows(agents_out)
+    assert len(agent_rows) == len(agent_ids) + 5  # one line per agent
+    for agent_id, session in zip(agent_ids, LONG_SESSIONS, strict=True):
+        row = next(line for line in agent_rows if agent_id[-8:] in line)
+        assert session in row
+    session_rows = table_rows(sessions_out)
+    assert len(session_rows) == 2 + len(LONG_SESSIONS)
+    for session in (*LONG_SESSIONS, SESSION_A, SESSION_B):
+        assert sum(session in line for line in session_rows) == 1
+
+
+def test_listings_keep_ids_whole_at_80_columns(recorded: RecordedSession) -> None:
+    added = add_long_sessions(recorded.path)
+    narrow: dict[str, str | None] = {"COLUMNS": "80"}
+
+    check_narrow_listings(
+        ok(recorded.path, "agents", env=narrow), ok(recorded.path, "sessions", env=narrow), added
+    )
+    detail = ok(recorded.path, "agent", recorded.agents["a2"], env=narrow)
+    prompt_rows = table_rows(detail)
+    assert len(prompt_rows) == 2 and all(len(line) <= 80 for line in prompt_rows)
+
+
+def test_listings_keep_ids_whole_without_a_terminal(recorded: RecordedSession) -> None:
+    added = add_long_sessions(recorded.path)
+    env = {key: value for key, value in os.environ.items() if key not in ("COLUMNS", "LINES")}
+
+    def piped(command: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(CLI), "--db", str(recorded.path), command],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    check_narrow_listings(piped("agents"), piped("sessions"), added)
+
+
+def test_cost_rows_add_up_to_the_total_shown(tmp_path: Path) -> None:
+    path = tmp_path / "costs.db"
+    spent = {"s1": [0.1, 0.2], "s2": [0.3], "s3": [0.00005, 0.00001], "s4": [0.00006]}
+    spent |= {"s5": [0.00006], "s6": [0.00003, 0.00003]}
+
+    async def record() -> None:
+        async with DatabaseManager(path) as db:
+            definition = await db.create_orchestrator_agent("builder", "Builds", "builder")
+            for session, costs in spent.items():
+                agent = await db.create_agent(definition, session)
+                for cost in costs:
+                    prompt = await db.create_prompt(agent, "adw", "Build", model_used="m")
+                    await db.update_prompt(prompt, cost_usd=cost)
+
+    asyncio.run(record())
+    report = json.loads(ok(path, "costs", "--json"))
+    out = ok(path, "costs")
+    sessions = json.loads(ok(path, "sessions", "--json"))
+
+    groups = [Decimal(str(row["cost_usd"])) for row in report["groups"]]
+    assert groups == [
+        Decimal(text) for text in ("0.3", "0.3", "0.0001", "0.0001", "0.0001", "0.0001")
+    ]
+    assert Decimal(str(report["total"]["cost_usd"])) == sum(groups) == Decimal("0.6004")
+    shown = [Decimal(cells(line)[-1].lstrip("$")) for line in table_rows(out)]
+    assert shown[:-1] == groups and shown[-1] == sum(groups)  # the total row: their sum
+    assert {row["session_id"]: row["cost_usd"] for row in sessions}["s1"] == 0.3
+
+
 # --- logs --------------------------------------------------------------------------------
 
 
@@ -296,6 +430,16 @@ def test_logs_interleaved_and_filtered(recorded: RecordedSession) -> None:
     assert "component filters system logs" in fails(
         recorded.path, "logs", "--component", "x", "--type", "error"
     )
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "0"])
+def test_logs_refuses_an_interval_that_is_no_number_of_seconds(
+    recorded: RecordedSession, seconds: str
+) -> None:
+    result = run(recorded.path, "logs", "--follow", "--interval", seconds, "--max-polls", "1")
+
+    assert result.exit_code == 2, result.output
+    assert "'--interval'" in result.stderr and "at least 0.01" in result.stderr
 
 
 WRITER = """
@@ -428,6 +572,30 @@ def test_prune_with_yes_deletes_then_checkpoints(recorded: RecordedSession) -> N
     assert again["bytes_after"] == recorded.path.stat().st_size  # the WAL is empty
 
 
+def test_prune_takes_dry_run_and_refuses_it_with_yes(recorded: RecordedSession) -> None:
+    before = digest(recorded.path)
+
+    report = json.loads(ok(recorded.path, "prune", "--older-than", "5", "--dry-run", "--json"))
+    both = run(recorded.path, "prune", "--older-than", "5", "--dry-run", "--yes")
+
+    assert report["dry_run"] is True and report["agent_logs"] == 8
+    assert both.exit_code == 2
+    assert "--dry-run and --yes contradict each other" in both.stderr
+    assert digest(recorded.path) == before
+
+
+@pytest.mark.parametrize("days", ["1000000", "36501", "inf", "nan", "-1"])
+def test_prune_refuses_an_age_out_of_range_naming_the_option(
+    recorded: RecordedSession, days: str
+) -> None:
+    result = run(recorded.path, "prune", "--older-than", days)
+
+    assert result.exit_code == 2, result.output
+    assert "'--older-than'" in result.stderr
+    assert "is not a number of days from 0 to 36500" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 # --- export ---------------------------------------------------------------------------------
 
 
@@ -535,6 +703,19 @@ def test_an_empty_store_lists_nothing(tmp_path: Path) -> None:
     assert ok(path, "logs") == ""
     assert json.loads(ok(path, "costs", "--json"))["total"]["prompts"] == 0
     assert "logs span       - .. -" in ok(path, "stats")
+
+
+def test_copy_to_a_non_empty_postgresql_store_names_the_append_flag(
+    recorded: RecordedSession, postgres_url: str
+) -> None:
+    first = CliRunner().invoke(app, ["copy-to-postgres", str(recorded.path), postgres_url])
+    again = CliRunner().invoke(app, ["copy-to-postgres", str(recorded.path), postgres_url])
+
+    assert first.exit_code == 0, first.output
+    assert again.exit_code == 1
+    (line,) = again.stderr.splitlines()
+    assert line.startswith("error: ") and "already holds rows" in line
+    assert line.endswith("copy into an empty store, or pass --append to add to it")
 
 
 def test_follow_stops_on_ctrl_c(recorded: RecordedSession) -> None:
