@@ -448,6 +448,7 @@ from adw_database import DatabaseManager
 
 async def main(path, agent, count, delay):
     async with DatabaseManager(path) as db:
+        print("ready", flush=True)
         await asyncio.sleep(delay)
         for n in range(count):
             await db.create_agent_log(agent, "INFO", "milestone", f"live {n}")
@@ -467,8 +468,13 @@ def test_follow_prints_rows_another_process_commits_while_it_runs(
         [sys.executable, str(script), str(recorded.path), recorded.agents["b2"], "10", "0.4"],
         cwd=MODULES,
         env={**os.environ, "PYTHONPATH": str(MODULES)},
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
+        # Started and connected before the follower's clock runs: the follower
+        # then polls for 10 s, for a writer that needs well under one.
+        assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
         result = run(
             recorded.path,
             "logs",
@@ -479,7 +485,7 @@ def test_follow_prints_rows_another_process_commits_while_it_runs(
             "--interval",
             "0.05",
             "--max-polls",
-            "60",
+            "200",
         )
     finally:
         assert writer.wait(timeout=60) == 0
