@@ -116,7 +116,7 @@ async def copy_sqlite_to_postgres(
                 held = ", ".join(f"{table} {n}" for table, n in existing.items() if n)
                 raise DatabaseError(
                     f"{redact_url(url)} already holds rows ({held}): copy into an empty "
-                    "store, or pass append to add to it"
+                    "store, or pass append=True to add to it"
                 )
             copied = {}
             async with target.transaction():  # all or nothing
