@@ -19,9 +19,17 @@ How the store's contract maps onto PostgreSQL
   text (the manager encodes and decodes JSON, the same way for both backends),
   NUMERIC (which only ``sum()`` over integer columns produces) as ``int``.
 * Driver exceptions are translated once, by ``_translate``; a lost connection
-  (server restart, ``pg_terminate_backend``) is a ``DatabaseError`` on the
-  call it broke; the pool discards that connection and opens a new one for the
-  next call.
+  (server restart, ``pg_terminate_backend``) is a ``ConnectionLostError`` on
+  the call it broke; the pool discards that connection and opens a new one for
+  the next call. A statement past ``command_timeout`` (or the server's
+  ``statement_timeout``) is a ``StatementTimeoutError``, and no pooled
+  connection free within ``acquire_timeout`` a ``BusyError``: the connection
+  is fine in both cases, and the next call works.
+* The URL may carry the pool's settings (``?statement_cache_size=0``, see
+  ``adw_db_location``); they are taken off before the driver sees the URL.
+  A database the URL names that does not exist is created (``CREATE DATABASE``
+  from the ``postgres`` maintenance database) when the role may; otherwise the
+  error says which ``createdb`` command to run.
 * Connections are named ``adw_orchestrator_store`` in ``pg_stat_activity``
   unless the URL names them (``?application_name=...``, as libpq allows).
 * The schema version is the one row of ``adw_schema_version``. ``open()``
@@ -33,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -45,13 +55,15 @@ import asyncpg
 from adw_db_backend import Row, WriteResult
 from adw_db_errors import (
     NOT_CONNECTED,
+    BusyError,
     ConnectionLostError,
     DatabaseError,
     IntegrityError,
     NotConnectedError,
     SchemaError,
+    StatementTimeoutError,
 )
-from adw_db_location import PoolSettings, redact_url
+from adw_db_location import PoolSettings, pool_from_url, redact_text, redact_url
 from adw_db_ownership import TaskTransactions, Transaction
 from adw_db_schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
 from adw_db_shield import run_to_completion
@@ -92,6 +104,23 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     OSError,
 )
+# A named prepared statement of the driver's cache that the server connection
+# does not have (or has another of): the server side changed between two
+# statements, as behind PgBouncer in transaction mode.
+PREPARED_STATEMENT_LOST = (
+    asyncpg.InvalidSQLStatementNameError,
+    asyncpg.DuplicatePreparedStatementError,
+)
+# How the server (or PgBouncer, which forwards it as a protocol error) refuses
+# a connection to a database that does not exist.
+MISSING_DATABASE = re.compile(r'database "(.+)" does not exist')
+# Where CREATE DATABASE is sent from, in createdb's order.
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+
+class _PoolExhausted(TimeoutError):
+    """No pooled connection came free within ``acquire_timeout`` (a
+    ``TimeoutError`` like the driver's, told apart from a statement's)."""
 
 
 class _Transaction(Transaction):
@@ -205,6 +234,8 @@ class _Connections:
         self._waiting += 1
         try:
             return await self._pool.acquire(timeout=self._settings.acquire_timeout)
+        except TimeoutError as exc:
+            raise _PoolExhausted(str(exc)) from exc
         finally:
             self._waiting -= 1
 
@@ -258,9 +289,11 @@ class PostgresBackend:
     dialect: Dialect = POSTGRES
 
     def __init__(self, url: str, *, schema_path: Path, pool: PoolSettings) -> None:
-        self.url = url
+        """``pool``'s fields give way to the same parameters in ``url``; ``url``
+        keeps the others (the driver's and the server's)."""
+        self.given_url = url  # what error messages are redacted against
+        self.url, self.settings = pool_from_url(url, pool)
         self.schema_path = schema_path
-        self.settings = pool
         self.location = redact_url(url)
         self._pool: Any = None  # asyncpg.Pool once open
         self._connections: _Connections | None = None
@@ -271,25 +304,42 @@ class PostgresBackend:
     def is_open(self) -> bool:
         return self._pool is not None
 
+    async def _create_pool(self) -> Any:
+        settings = self.settings
+        return await asyncpg.create_pool(
+            self.url,
+            min_size=settings.min_size,
+            max_size=settings.max_size,
+            timeout=settings.connect_timeout,
+            command_timeout=settings.command_timeout,
+            max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
+            statement_cache_size=settings.statement_cache_size,
+            init=_set_codecs,
+            reset=_nothing_to_reset,
+            server_settings=_server_settings(self.url),
+        )
+
     async def open(self) -> None:
-        """Start the pool and bring the schema up to date; on failure, close
-        everything opened."""
+        """Start the pool (creating the database first if it does not exist)
+        and bring the schema up to date; on failure, close everything opened."""
         settings = self.settings
         try:
-            pool = await asyncpg.create_pool(
-                self.url,
-                min_size=settings.min_size,
-                max_size=settings.max_size,
-                timeout=settings.connect_timeout,
-                command_timeout=settings.command_timeout,
-                max_inactive_connection_lifetime=settings.max_inactive_connection_lifetime,
-                statement_cache_size=settings.statement_cache_size,
-                init=_set_codecs,
-                reset=_nothing_to_reset,
-                server_settings=_server_settings(self.url),
+            try:
+                pool = await self._create_pool()
+            except asyncpg.PostgresError as exc:
+                missing = MISSING_DATABASE.fullmatch(getattr(exc, "message", ""))
+                if missing is None:
+                    raise
+                await self._create_database(missing.group(1))
+                pool = await self._create_pool()
+        except (*DRIVER_ERRORS, ValueError) as exc:  # ValueError: the driver parsing the URL
+            detail = (
+                f"no connection within connect_timeout={settings.connect_timeout:g}s"
+                if isinstance(exc, TimeoutError)
+                else str(exc)
             )
-        except DRIVER_ERRORS as exc:
-            raise DatabaseError(f"cannot connect to {self.location}: {exc}") from exc
+            message = f"cannot connect to {self.location}: {detail}"
+            raise DatabaseError(redact_text(message, self.given_url)) from exc
         try:
             async with pool.acquire(timeout=settings.acquire_timeout) as connection:
                 await self._migrate(connection)
@@ -301,6 +351,69 @@ class PostgresBackend:
         self._pool = pool
         self._connections = _Connections(pool, settings)
         logger.debug("opened %s (schema version %s)", self.location, LATEST_VERSION)
+
+    async def _create_database(self, name: str) -> None:
+        """Zero setup: ``CREATE DATABASE`` when the role may, else an error
+        naming the command to run. Another process creating it at the same
+        time is success."""
+        command = self._createdb_command(name)
+        connection: Any = None
+        failure: BaseException | None = None
+        for maintenance in MAINTENANCE_DATABASES:
+            try:
+                connection = await asyncpg.connect(
+                    self.url,
+                    database=maintenance,
+                    timeout=self.settings.connect_timeout,
+                    statement_cache_size=0,
+                    server_settings=_server_settings(self.url),
+                )
+                break
+            except DRIVER_ERRORS as exc:
+                failure = exc
+        if connection is None:
+            message = (
+                f"{self.location}: database {name!r} does not exist, and connecting to the "
+                f"postgres maintenance database to create it failed ({failure}): "
+                f"create it with `{command}`"
+            )
+            raise DatabaseError(redact_text(message, self.given_url)) from failure
+        try:
+            # An identifier, quoted; CREATE DATABASE takes no parameters.
+            await connection.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another process won the race (the unique index or the name check).
+            logger.debug("%s: database %s was created by another process", self.location, name)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            user = await connection.fetchval("SELECT current_user")
+            raise DatabaseError(
+                f"{self.location}: database {name!r} does not exist and role {user!r} may "
+                f"not create databases: create it with `{command}` (-U naming a role that "
+                f"may), or let this one (ALTER ROLE {user} CREATEDB)"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            message = (
+                f"{self.location}: database {name!r} does not exist and creating it failed "
+                f"({exc}): create it with `{command}`"
+            )
+            raise DatabaseError(redact_text(message, self.given_url)) from exc
+        else:
+            logger.info("%s: created database %s", self.location, name)
+        finally:
+            await connection.close()
+
+    def _createdb_command(self, name: str) -> str:
+        """``createdb`` with what the URL says of host, port and user."""
+        parts = urlsplit(self.url)
+        words = ["createdb"]
+        try:
+            host, port, user = parts.hostname, parts.port, parts.username
+        except ValueError:  # several hosts: no single -h/-p to give
+            host = port = user = None
+        for flag, value in (("-h", host), ("-p", port), ("-U", user)):
+            if value is not None:
+                words += [flag, str(value)]
+        return shlex.join([*words, name])
 
     async def close(self) -> None:
         """Close the pool; a caller cancelled meanwhile waits until it is
@@ -417,10 +530,12 @@ class PostgresBackend:
         try:
             async with connection.transaction():
                 return await work(connection)
-        except asyncpg.InternalClientError as exc:
+        except (asyncpg.InternalClientError, asyncpg.InterfaceError) as exc:
             # What the driver raises when the server dropped the connection
-            # between two statements of a transaction: report it as lost.
-            if connection.is_closed():
+            # between two statements of a transaction (InterfaceError: the pool
+            # took the closed connection back, as when PgBouncer closes the
+            # client after losing its server): report it as lost.
+            if not _alive(connection):
                 raise asyncpg.ConnectionDoesNotExistError("the connection was closed") from exc
             raise
 
@@ -595,6 +710,38 @@ class PostgresBackend:
             error = IntegrityError(
                 message, table=table, field=getattr(exc, "column_name", None), constraint=kind
             )
+        elif isinstance(exc, _PoolExhausted):
+            settings = self.settings
+            error = BusyError(
+                f"{table}: {action} failed: no connection of the pool came free within "
+                f"acquire_timeout={settings.acquire_timeout:g}s (pool size max_size="
+                f"{settings.max_size}, all in use): retry, hold transaction() blocks for "
+                "less time, or raise max_size or acquire_timeout",
+                table=table,
+            )
+        elif isinstance(exc, TimeoutError | asyncpg.QueryCanceledError):
+            # Before CONNECTION_LOST: a TimeoutError is an OSError. The driver
+            # cancels the statement on the server; the connection stays usable.
+            limit = f"command_timeout={self.settings.command_timeout:g}s"
+            cause = (
+                f"the server cancelled it ({exc}; the store's limit is {limit})"
+                if isinstance(exc, asyncpg.QueryCanceledError)
+                else f"it ran longer than {limit} and was cancelled"
+            )
+            error = StatementTimeoutError(
+                f"{table}: {action} failed: {cause}; raise command_timeout if such "
+                "statements are expected to take that long",
+                table=table,
+            )
+        elif isinstance(exc, PREPARED_STATEMENT_LOST):
+            error = DatabaseError(
+                f"{table}: {action} failed: {getattr(exc, 'message', exc)}: the driver's "
+                "cached prepared statements belong to one server connection and this is "
+                "another, as behind PgBouncer in transaction mode; turn the cache off with "
+                "statement_cache_size=0 in the URL (postgresql://...?statement_cache_size=0) "
+                "or in PoolSettings",
+                table=table,
+            )
         elif isinstance(exc, CONNECTION_LOST):
             error = ConnectionLostError(
                 f"{table}: {action} failed: the connection to {self.location} was lost "
@@ -603,4 +750,5 @@ class PostgresBackend:
             )
         else:
             error = DatabaseError(f"{table}: {action} failed: {exc}", table=table)
+        error.args = (redact_text(str(error), self.given_url),)  # driver text may quote the DSN
         return error

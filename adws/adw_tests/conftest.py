@@ -6,6 +6,14 @@ default ``postgresql://postgres@127.0.0.1:5432/postgres``). Without a reachable
 server the PostgreSQL cases skip, unless ``ORCHESTRATOR_REQUIRE_POSTGRES=1``
 (as in CI) makes that a failure. ``@pytest.mark.backend("sqlite")`` keeps a
 test to the named backends.
+
+The URL may lead through PgBouncer in transaction mode (CI runs the PostgreSQL
+tests a second time that way). A ``search_path`` in the URL does not survive
+that (PgBouncer 1.18 refuses it; later ones need ``track_extra_parameters``),
+so when the server does not keep it, each test gets a throwaway database
+instead of a schema (the pooler must serve any database name: ``* = host=...``).
+``@pytest.mark.direct_postgres`` skips a test there: one that counts or kills
+the store's own server connections, which a pooler shares out.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import pytest
 from adw_database import DatabaseManager
@@ -34,6 +41,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backend(*names): run this test only on the named store backends"
     )
+    config.addinivalue_line(
+        "markers",
+        "direct_postgres(why): needs its own server connections (skipped behind a pooler)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -43,13 +54,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 async def _admin(sql: str) -> None:
-    import asyncpg
+    # Imported here: the SQLite tests run without asyncpg.
+    from pg_testing import run_sql
 
-    connection = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
+    await run_sql(POSTGRES_URL, sql)
 
 
 @pytest.fixture(scope="session")
@@ -69,21 +77,45 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-def schema_url(server: str, schema: str) -> str:
-    """``server`` with every connection's search_path set to ``schema``."""
-    separator = "&" if urlsplit(server).query else "?"
-    return server + separator + urlencode({"search_path": schema})
+@pytest.fixture(scope="session")
+def postgres_traits(postgres_server: str) -> Any:
+    """What the test server is (a ``pg_testing.ServerTraits``), asked once."""
+    from pg_testing import probe
+
+    return asyncio.run(probe(postgres_server))
+
+
+@pytest.fixture(autouse=True)
+def _direct_postgres_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("direct_postgres")
+    if marker is None:
+        return
+    if "backend" in request.fixturenames and request.getfixturevalue("backend") != "postgresql":
+        return
+    if request.getfixturevalue("postgres_traits").pooled:
+        why = marker.args[0] if marker.args else "it counts or kills the store's own connections"
+        pytest.skip(f"{POSTGRES_URL} leads through a pooler that shares server connections: {why}")
 
 
 @pytest.fixture
-async def postgres_url(postgres_server: str) -> AsyncIterator[str]:
-    """A URL whose tables live in a new, empty schema, dropped afterwards."""
-    schema = f"adw_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f"CREATE SCHEMA {schema}")
+async def postgres_url(postgres_server: str, postgres_traits: Any) -> AsyncIterator[str]:
+    """A URL whose tables live in a new, empty schema (or database, when the
+    server does not keep a URL's search_path), dropped afterwards."""
+    from pg_testing import database_url, schema_url
+
+    name = f"adw_test_{uuid.uuid4().hex[:12]}"
+    if postgres_traits.schemas_by_url:
+        await _admin(f"CREATE SCHEMA {name}")
+        try:
+            yield schema_url(postgres_server, name)
+        finally:
+            await _admin(f"DROP SCHEMA {name} CASCADE")
+        return
+    await _admin(f"CREATE DATABASE {name}")
     try:
-        yield schema_url(postgres_server, schema)
+        yield database_url(postgres_server, name)
     finally:
-        await _admin(f"DROP SCHEMA {schema} CASCADE")
+        await _admin(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""What only PostgreSQL has: choosing it by URL, the pool, migrations from many
-processes, lost connections, and copying a SQLite store into it.
+"""What only PostgreSQL has: choosing it by URL, the pool and its settings in
+the URL, creating the database, migrations from many processes, lost
+connections and timeouts, and copying a SQLite store into it.
 
 The rest of the store's contract runs on PostgreSQL through the ``db`` fixture.
 """
@@ -9,21 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import adw_database
-import asyncpg
 import pytest
-from adw_database import DatabaseError, DatabaseManager, PoolSettings, SchemaError
+from adw_database import (
+    BusyError,
+    ConnectionLostError,
+    DatabaseError,
+    DatabaseManager,
+    PoolSettings,
+    SchemaError,
+    StatementTimeoutError,
+    ValidationError,
+)
 from adw_db_copy import copy_sqlite_to_postgres
-from adw_db_schema import TABLES
+from adw_db_location import redact_text, redact_url
+from adw_db_postgres import PostgresBackend
+from adw_db_schema import DEFAULT_POSTGRES_SCHEMA_PATH, TABLES
 from adw_store_cli import app
+from pg_testing import connect_raw, database_url, run_sql, with_parameter
 from realistic_session import RecordedSession
 from typer.testing import CliRunner
 
@@ -67,7 +80,7 @@ def test_sqlite_urls_name_a_file_relative_or_absolute(tmp_path: Path) -> None:
     assert DatabaseManager("sqlite:///rel/a.db").db_path == Path("rel/a.db").absolute()
     with pytest.raises(DatabaseError, match="names no file"):
         DatabaseManager("sqlite:///")
-    with pytest.raises(DatabaseError, match="unknown database URL scheme"):
+    with pytest.raises(DatabaseError, match="not a database URL the store accepts"):
         DatabaseManager("mysql://root:secret@host/db")
 
 
@@ -108,6 +121,149 @@ def test_bad_pool_settings_are_refused(settings: dict[str, Any]) -> None:
         PoolSettings(**settings)
 
 
+# --- what the URL says (no server needed) ---------------------------------------------
+
+
+def _backend(url: str, pool: PoolSettings | None = None) -> PostgresBackend:
+    return PostgresBackend(
+        url, schema_path=DEFAULT_POSTGRES_SCHEMA_PATH, pool=pool or PoolSettings()
+    )
+
+
+def test_pool_settings_in_the_url_are_taken_off_it() -> None:
+    backend = _backend(
+        "postgresql://u@h:5432/db?statement_cache_size=0&application_name=app"
+        "&max_size=20&command_timeout=30&sslmode=disable"
+    )
+    assert backend.url == "postgresql://u@h:5432/db?application_name=app&sslmode=disable"
+    assert backend.settings == PoolSettings(
+        statement_cache_size=0, max_size=20, command_timeout=30.0
+    )
+
+
+def test_the_urls_pool_settings_win_over_pool_field_by_field() -> None:
+    pool = PoolSettings(max_size=5, command_timeout=7.0, acquire_timeout=3.0)
+    backend = _backend("postgresql://u@h/db?max_size=20&acquire_timeout=1.5", pool)
+    assert backend.settings == PoolSettings(max_size=20, command_timeout=7.0, acquire_timeout=1.5)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("max_size=lots", "max_size"),
+        ("statement_cache_size=0.5", "statement_cache_size"),
+        ("command_timeout=", "command_timeout"),
+        ("command_timeout=-1", "command_timeout"),
+        ("acquire_timeout=nan", "acquire_timeout"),
+        ("min_size=5&max_size=2", "max_size"),
+        ("max_size=2&max_size=3", "max_size"),
+    ],
+)
+def test_bad_pool_settings_in_the_url_are_refused_naming_the_parameter(
+    query: str, field: str
+) -> None:
+    with pytest.raises(ValidationError, match=field) as caught:
+        DatabaseManager(f"postgresql://u@h/db?{query}")
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://agent:hunter2@db.example:5432/store",
+        "postgresql://agent@db.example/store?password=hunter2",
+        "postgresql://agent@db.example/store?sslmode=require&password=hunter2&max_size=3",
+        "postgresql://agent:hun%74er2@db.example/store",
+        "postgresql://agent:hunter2@db1.example:5432,db2.example:5433/store",
+    ],
+)
+def test_redact_url_hides_every_password(url: str) -> None:
+    for shown in (
+        redact_url(url),
+        redact_text(f"connecting to {url} failed (password hunter2 refused)", url),
+        DatabaseManager(url).location,
+        repr(DatabaseManager(url)),
+    ):
+        assert "hunter2" not in shown
+        assert "hun%74er2" not in shown
+        assert "***" in shown
+        assert "db.example" in shown or "db1.example" in shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres:hunter2@127.0.0.1:1/nowhere",
+        "postgresql://postgres@127.0.0.1:1/nowhere?password=hunter2",
+        "postgresql://postgres:hunter2@127.0.0.1:notaport/nowhere",
+    ],
+)
+async def test_connection_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(DatabaseError, match="cannot connect") as caught:
+        await DatabaseManager(url, pool=PoolSettings(connect_timeout=2)).connect()
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_a_server_that_never_answers_is_a_connect_timeout_naming_it() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts the connection and never answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        manager = DatabaseManager(
+            f"postgresql://postgres@127.0.0.1:{port}/store", pool=PoolSettings(connect_timeout=0.5)
+        )
+        with pytest.raises(DatabaseError, match=r"connect_timeout=0\.5s"):
+            await manager.connect()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "postgres:/oops",
+        "postgresql:x",
+        "POSTGRES:relative/store",
+        "sqlite:/x.db",
+        "sqlite://x.db",
+        "mysql://root@db.example/store",
+        "postgresql+asyncpg://u@h/db",
+    ],
+)
+def test_strings_that_look_like_urls_but_are_not_are_refused(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match="not a database URL") as caught:
+        DatabaseManager(given)
+    for accepted in ("postgresql://", "sqlite:///", "file path"):
+        assert accepted in str(caught.value)
+    monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", given)
+    with pytest.raises(ValidationError, match="not a database URL"):
+        DatabaseManager()
+    assert list(tmp_path.iterdir()) == []  # no folder named after the scheme
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "C:\\data\\store.db",  # one letter: a Windows drive, not a scheme
+        "C:/data/store.db",
+        "runs/12:00/store.db",
+        "store:v2.db",
+        "file-store.db",
+    ],
+)
+def test_paths_with_colons_stay_sqlite_files(given: str) -> None:
+    manager = DatabaseManager(given)
+    assert manager.backend_name == "sqlite"
+    assert manager.db_path == Path(given).absolute()
+
+
 def test_without_asyncpg_sqlite_works_and_postgresql_says_what_to_install(
     tmp_path: Path,
 ) -> None:
@@ -139,7 +295,7 @@ async def test_rows_have_native_types_in_the_database(
     db: DatabaseManager, store_url: str, agent_id: str
 ) -> None:
     await db.create_agent_log(agent_id, "INFO", "milestone", "m", {"k": [1, 2]})
-    connection = await asyncpg.connect(store_url)
+    connection = await connect_raw(store_url)
     try:
         types = dict(
             await connection.fetch(
@@ -168,7 +324,7 @@ async def test_statement_cache_can_be_off_for_pgbouncer(store_url: str) -> None:
 async def test_newer_schema_version_is_refused_untouched(store_url: str) -> None:
     async with DatabaseManager(store_url) as db:
         await db.create_system_log("INFO", "test", "before")
-    connection = await asyncpg.connect(store_url)
+    connection = await connect_raw(store_url)
     try:
         await connection.execute("UPDATE adw_schema_version SET version = 99")
         with pytest.raises(SchemaError, match="newer"):
@@ -238,7 +394,7 @@ async def test_several_processes_connect_and_migrate_once(store_url: str) -> Non
     async with DatabaseManager(store_url) as db:
         assert len(await db.get_system_logs(component="connector")) == 6
         assert await db.schema_version() == 1
-    connection = await asyncpg.connect(store_url)
+    connection = await connect_raw(store_url)
     try:
         assert await connection.fetchval("SELECT count(*) FROM adw_schema_version") == 1
     finally:
@@ -258,7 +414,7 @@ async def _store_connections(server: str, name: str, *, terminate: bool = False)
     """How many connections named ``name`` the server has (terminating them
     when asked): the connections of the one store opened with that name."""
     action = "pg_terminate_backend(pid)" if terminate else "pid"
-    connection = await asyncpg.connect(server)
+    connection = await connect_raw(server)
     try:
         return int(
             await connection.fetchval(
@@ -272,6 +428,7 @@ async def _store_connections(server: str, name: str, *, terminate: bool = False)
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres
 async def test_the_urls_application_name_names_the_stores_connections(
     store_url: str, postgres_server: str
 ) -> None:
@@ -283,6 +440,7 @@ async def test_the_urls_application_name_names_the_stores_connections(
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres
 async def test_killed_connection_fails_the_call_and_the_pool_recovers(
     store_url: str, postgres_server: str
 ) -> None:
@@ -290,12 +448,13 @@ async def test_killed_connection_fails_the_call_and_the_pool_recovers(
     async with DatabaseManager(url) as db:
         definition_id = await db.create_orchestrator_agent("planner", None, "planner")
         agent_id = await db.create_agent(definition_id, "feature_Tac_14_Task_8")
-        with pytest.raises(DatabaseError, match="connection") as caught:
+        with pytest.raises(ConnectionLostError, match="was lost") as caught:
             async with db.transaction():
                 await db.create_agent_log(agent_id, "INFO", "milestone", "lost with it")
                 assert await _store_connections(postgres_server, name, terminate=True) >= 1
                 await db.create_agent_log(agent_id, "INFO", "milestone", "never written")
         assert caught.value.__cause__ is not None
+        assert caught.value.retryable
         # Idle ones too.
         assert await _store_connections(postgres_server, name, terminate=True) >= 1
         # A call that picks a killed idle connection before the driver noticed fails
@@ -308,6 +467,186 @@ async def test_killed_connection_fails_the_call_and_the_pool_recovers(
                 assert attempt == 0, exc
         assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["after"]
         assert await db.add_agent_cost(agent_id, 1.5)
+
+
+@pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres
+async def test_pool_settings_in_the_url_reach_the_pool_not_the_server(
+    store_url: str, postgres_server: str
+) -> None:
+    pool = {"min_size": "2", "max_size": "2", "statement_cache_size": "0", "command_timeout": "30"}
+    url, name = named(with_parameter(store_url, **pool))
+    async with DatabaseManager(url) as db:
+        await db.create_system_log("INFO", "test", "configured by its URL")
+        assert await _store_connections(postgres_server, name) == 2
+
+
+# --- a database that does not exist yet ------------------------------------------------
+
+
+async def _drop_database(server: str, name: str) -> None:
+    quoted = '"' + name.replace('"', '""') + '"'
+    await run_sql(server, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+
+
+async def _database_exists(server: str, name: str) -> bool:
+    connection = await connect_raw(server)
+    try:
+        return bool(
+            await connection.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name)
+        )
+    finally:
+        await connection.close()
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_missing_database_is_created_once_by_concurrent_first_connects(
+    backend: str, postgres_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    name = f"Adw-Created-{uuid.uuid4().hex[:8]}"  # capitals and dashes: it must be quoted
+    url = database_url(postgres_server, name)
+    caplog.set_level(logging.INFO, logger="adw_db_postgres")
+    managers = [DatabaseManager(url, pool=PoolSettings(max_size=2)) for _ in range(4)]
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(manager.connect() for manager in managers)), PROCESS_HANG_GUARD
+        )
+        await managers[0].create_system_log("INFO", "test", "in a database of its own")
+        assert len(await managers[3].get_system_logs()) == 1
+    finally:
+        for manager in managers:
+            await manager.close()
+        await _drop_database(postgres_server, name)
+    created = [record for record in caplog.records if "created database" in record.getMessage()]
+    assert len(created) == 1
+    assert created[0].levelno == logging.INFO
+    assert name in created[0].getMessage()
+
+
+@pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres(
+    "PgBouncer 1.18 runs its auth_query in the database asked for, which does not exist"
+)
+async def test_a_role_that_may_not_create_databases_is_told_the_command(
+    backend: str, postgres_server: str
+) -> None:
+    role = f"adw_test_role_{uuid.uuid4().hex[:8]}"
+    name = f"adw_missing_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(postgres_server)
+    url = urlunsplit(parts._replace(netloc=f"{role}@{parts.netloc.rpartition('@')[2]}"))
+    await run_sql(postgres_server, f"CREATE ROLE {role} LOGIN NOCREATEDB")
+    try:
+        with pytest.raises(DatabaseError, match="may not create databases") as caught:
+            await DatabaseManager(database_url(url, name)).connect()
+        assert not await _database_exists(postgres_server, name)
+    finally:
+        await run_sql(postgres_server, f"DROP ROLE {role}")
+    host = ["-h", parts.hostname] if parts.hostname else []
+    port = ["-p", str(parts.port)] if parts.port else []
+    assert " ".join(["createdb", *host, *port, "-U", role, name]) in str(caught.value)
+
+
+@pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres("an idle client holds no server connection to template1 there")
+async def test_a_database_that_cannot_be_created_now_is_told_the_command(
+    backend: str, postgres_server: str
+) -> None:
+    name = f"adw_missing_{uuid.uuid4().hex[:8]}"
+    # CREATE DATABASE copies template1, and refuses while anyone is connected to it.
+    template = await connect_raw(database_url(postgres_server, "template1"))
+    try:
+        with pytest.raises(DatabaseError, match="template1") as caught:
+            await DatabaseManager(database_url(postgres_server, name)).connect()
+        assert not await _database_exists(postgres_server, name)
+    finally:
+        await template.close()
+        await _drop_database(postgres_server, name)
+    assert f"create it with `createdb -h {urlsplit(postgres_server).hostname}" in str(caught.value)
+    assert str(caught.value).endswith(f" {name}`")
+
+
+# --- timeouts: a statement's, and waiting for the pool ----------------------------------
+
+
+@contextlib.asynccontextmanager
+async def row_locked(url: str, agent_id: str) -> Any:
+    """The agent's row locked by another connection, for as long as the block runs:
+    the store's next update of it waits (inserts that reference it do not)."""
+    connection = await connect_raw(url)
+    try:
+        async with connection.transaction():
+            await connection.execute(
+                "SELECT 1 FROM agents WHERE id = $1 FOR NO KEY UPDATE", agent_id
+            )
+            yield
+    finally:
+        await connection.close()
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_statement_past_command_timeout_is_a_statement_timeout_and_the_pool_recovers(
+    store_url: str,
+) -> None:
+    url = with_parameter(store_url, command_timeout="0.5", max_size="1")
+    async with DatabaseManager(url) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        async with row_locked(store_url, agent_id):
+            with pytest.raises(StatementTimeoutError, match=r"command_timeout=0\.5s") as caught:
+                await db.add_agent_cost(agent_id, 1.0)
+            assert caught.value.retryable
+            assert caught.value.table == "agents"
+            # In a transaction() block, the block goes on without the statement.
+            async with db.transaction():
+                with pytest.raises(StatementTimeoutError, match="command_timeout"):
+                    await db.add_agent_cost(agent_id, 1.0)
+                await db.create_agent_log(agent_id, "INFO", "milestone", "kept")
+        assert await db.add_agent_cost(agent_id, 1.0)  # the pool's one connection works
+        assert (await db.get_agent(agent_id) or {})["cost_usd"] == 1.0
+        assert [row["message"] for row in await db.get_agent_logs(agent_id)] == ["kept"]
+
+
+@pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres("PgBouncer refuses statement_timeout as a startup parameter")
+async def test_the_servers_statement_timeout_is_a_statement_timeout(store_url: str) -> None:
+    url = with_parameter(store_url, statement_timeout="200")  # a server setting, in ms
+    async with DatabaseManager(url) as db:
+        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await db.create_agent(definition_id, "s")
+        async with row_locked(store_url, agent_id):
+            with pytest.raises(StatementTimeoutError, match="statement timeout") as caught:
+                await db.add_agent_cost(agent_id, 1.0)
+        assert "command_timeout=60s" in str(caught.value)
+        assert await db.add_agent_cost(agent_id, 1.0)
+
+
+@pytest.mark.backend("postgresql")
+async def test_no_free_connection_within_acquire_timeout_is_busy_naming_the_pool_size(
+    store_url: str,
+) -> None:
+    url = with_parameter(store_url, max_size="1", acquire_timeout="0.2")
+    async with DatabaseManager(url) as db:
+        opened, release = asyncio.Event(), asyncio.Event()
+
+        async def hold_the_only_connection() -> None:
+            async with db.transaction():
+                await db.create_system_log("INFO", "test", "holding")
+                opened.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold_the_only_connection())
+        await opened.wait()
+        try:
+            with pytest.raises(BusyError, match=r"acquire_timeout=0\.2s") as caught:
+                await db.create_system_log("INFO", "test", "no connection came free")
+        finally:
+            release.set()
+            await holder
+        assert "max_size=1" in str(caught.value)
+        assert caught.value.retryable
+        await db.create_system_log("INFO", "test", "after")
+        messages = [row["message"] for row in await db.get_system_logs(component="test")]
+        assert messages == ["holding", "after"]
 
 
 # --- connections kept between statements --------------------------------------------
@@ -390,6 +729,7 @@ async def test_cancelled_statements_leave_the_store_usable(store_url: str) -> No
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres
 async def test_idle_connections_close_after_their_lifetime_down_to_min_size(
     store_url: str, postgres_server: str
 ) -> None:
