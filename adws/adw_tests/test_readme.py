@@ -43,3 +43,14 @@ def test_readme_example_runs_and_prints_what_it_promises(tmp_path: Path) -> None
     assert agents[0]["cost_usd"] == 0.0061
     assert agents[0]["context"] == {"issue": 14}
     assert db_file.exists()
+
+
+def test_readme_lists_the_bounds_and_the_error_classes() -> None:
+    from test_models import BOUNDS
+
+    text = README.read_text(encoding="utf-8")
+    for name in BOUNDS:
+        assert f"`{name}`" in text, name
+    errors = [name for name in adw_database.__all__ if name.endswith("Error")]
+    for name in errors:
+        assert f"`{name}`" in text, name
