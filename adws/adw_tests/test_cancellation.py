@@ -243,6 +243,29 @@ async def test_cancelled_write_already_running_commits_before_cancelling(
     assert await committed_messages(db, "w") == ["running"]
 
 
+@pytest.mark.backend("sqlite")
+async def test_cancelled_write_that_fails_while_running_writes_nothing(
+    db: DatabaseManager,
+) -> None:
+    """The caller is cancelled while its refused write runs: the refusal
+    is read before CancelledError goes on, and nothing is stored."""
+    await db.create_orchestrator_agent("taken", None, "planner")
+    gate = WriterGate(lambda statement: "INSERT" in statement)
+    await install(db, gate)
+    duplicate = asyncio.create_task(db.create_orchestrator_agent("taken", None, "planner"))
+    try:
+        await gate.wait_until_held()
+        duplicate.cancel()
+        await asyncio.sleep(0)
+    finally:
+        gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(duplicate, HANG_GUARD)
+    await install(db, None)
+    assert [row["name"] for row in await db.list_orchestrator_agents()] == ["taken"]
+    await assert_usable(db, "after a refused, cancelled write")
+
+
 async def test_cancellation_storm_leaves_a_consistent_store(db: DatabaseManager) -> None:
     """Hundreds of writes and transactions cancelled at random moments: every
     call that returned is stored, every transaction stored or not as its
@@ -291,6 +314,52 @@ async def test_cancellation_storm_leaves_a_consistent_store(db: DatabaseManager)
     assert row is not None
     assert row["cost_usd"] == pytest.approx(0.5 * len(committed))
     await assert_usable(db, "after the storm")
+
+
+# --- close() cancelled -------------------------------------------------------------
+
+
+@pytest.mark.backend("sqlite")
+async def test_close_cancelled_while_it_checkpoints_still_closes(db_path: Path) -> None:
+    db = DatabaseManager(db_path)
+    await db.connect()
+    await db.create_system_log("INFO", "close", "kept")
+    gate = WriterGate(lambda statement: "wal_checkpoint(TRUNCATE)" in statement)
+    await install(db, gate)
+    closing = asyncio.create_task(db.close())
+    try:
+        await gate.wait_until_held()
+        closing.cancel()
+        await asyncio.sleep(0)
+        assert not closing.done()  # close() goes on to the end first
+    finally:
+        gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(closing, HANG_GUARD)
+    with pytest.raises(NotConnectedError):
+        await db.create_system_log("INFO", "close", "refused")
+    assert not any(t.name.startswith("adw-") for t in threading.enumerate() if t.is_alive())
+    assert raw_system_log_messages(db_path) == ["kept"]
+    await asyncio.to_thread(assert_lock_is_free, db_path)
+
+
+@pytest.mark.parametrize("turns", range(1, 5))  # at 0 close() never starts: nothing to test
+async def test_close_cancelled_at_any_turn_leaves_a_closed_store(
+    store_url: Any, turns: int
+) -> None:
+    db = DatabaseManager(store_url)
+    await db.connect()
+    closing = asyncio.create_task(db.close())
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    closing.cancel()
+    await asyncio.wait({closing}, timeout=HANG_GUARD)
+    assert closing.done()
+    with pytest.raises(NotConnectedError):
+        await db.list_agents()
+    await db.connect()  # and it opens again
+    await assert_usable(db, "reopened")
+    await db.close()
 
 
 # --- 4. child tasks inside transaction() -------------------------------------------

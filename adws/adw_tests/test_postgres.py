@@ -715,6 +715,7 @@ async def test_many_tasks_share_a_small_pool_without_waiting_forever(
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres  # behind a pooler the store's own connection is not the one dropped
 async def test_a_kept_connection_the_server_dropped_is_not_used_again(
     store_url: str, postgres_server: str
 ) -> None:
