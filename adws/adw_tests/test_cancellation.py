@@ -89,6 +89,13 @@ async def committed_messages(db: DatabaseManager, component: str) -> list[str]:
 # --- 1. transaction() cancelled at every step ------------------------------------
 
 
+async def write_in_a_block(db: DatabaseManager, holder: list[Transaction]) -> None:
+    """The issue's example block; ``holder`` receives its Transaction."""
+    async with db.transaction() as transaction:
+        holder.append(transaction)
+        await db.create_system_log("INFO", "tx", "inside")
+
+
 @pytest.mark.parametrize("turns", range(8))
 async def test_cancel_while_transaction_starts_leaves_store_usable(
     db: DatabaseManager, turns: int
@@ -97,13 +104,7 @@ async def test_cancel_while_transaction_starts_leaves_store_usable(
     turns of the event loop: while the lock is awaited, while BEGIN is
     queued or running, inside the block, or during COMMIT."""
     holder: list[Transaction] = []
-
-    async def tx() -> None:
-        async with db.transaction() as transaction:
-            holder.append(transaction)
-            await db.create_system_log("INFO", "tx", "inside")
-
-    task = asyncio.create_task(tx())
+    task = asyncio.create_task(write_in_a_block(db, holder))
     for _ in range(turns):
         await asyncio.sleep(0)
     task.cancel()
@@ -128,13 +129,7 @@ async def test_cancel_while_a_transaction_statement_runs(db: DatabaseManager, st
     gate = WriterGate(lambda statement: statement.startswith(stop_at))
     await install(db, gate)
     holder: list[Transaction] = []
-
-    async def tx() -> None:
-        async with db.transaction() as transaction:
-            holder.append(transaction)
-            await db.create_system_log("INFO", "tx", "inside")
-
-    task = asyncio.create_task(tx())
+    task = asyncio.create_task(write_in_a_block(db, holder))
     try:
         await gate.wait_until_held()
         task.cancel()
