@@ -724,19 +724,34 @@ def test_copy_to_a_non_empty_postgresql_store_names_the_append_flag(
     assert line.endswith("copy into an empty store, or pass --append to add to it")
 
 
+# Runs the script named first with Ctrl-C as a terminal delivers it, even when the
+# tests run as a background job of a non-interactive shell, which starts with SIGINT
+# ignored (and Python then leaves it ignored).
+WITH_CTRL_C = (
+    "import os, runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0])); "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
 def test_follow_stops_on_ctrl_c(recorded: RecordedSession) -> None:
+    command = ["--db", str(recorded.path), "logs", "-f", "--interval", "0.05"]
     follower = subprocess.Popen(
-        [sys.executable, str(CLI), "--db", str(recorded.path), "logs", "-f", "--interval", "0.05"],
+        [sys.executable, "-c", WITH_CTRL_C, str(CLI), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert follower.stdout is not None
-    follower.stdout.readline()
-    time.sleep(0.2)
-    follower.send_signal(2)  # SIGINT, as Ctrl-C sends
-    _, stderr = follower.communicate(timeout=30)
+    try:
+        follower.stdout.readline()
+        time.sleep(0.2)  # Ctrl-C ends with 0 wherever it lands: no race to win
+        follower.send_signal(2)  # SIGINT, as Ctrl-C sends
+        _, stderr = follower.communicate(timeout=60)
+    finally:
+        follower.kill()  # never left polling if the signal was lost
+        follower.wait(timeout=60)
 
     assert follower.returncode == 0
     assert "Traceback" not in stderr

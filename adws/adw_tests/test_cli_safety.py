@@ -192,8 +192,12 @@ def test_export_to_a_folder_or_into_a_missing_one_is_one_line(
 # The command line, with the export held after its first row until Ctrl-C comes: the
 # signal lands mid-export however fast the machine is (no race against the export's end).
 HELD_EXPORT = """
-import asyncio, sys
+import asyncio, signal, sys
 import adw_database, adw_store_cli
+
+# Ctrl-C as a terminal delivers it, even when this test runs as a background job
+# of a non-interactive shell (those start with SIGINT ignored, and so would we).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 iter_rows = adw_database.DatabaseManager.iter_rows
 
