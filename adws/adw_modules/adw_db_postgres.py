@@ -688,12 +688,17 @@ class PostgresBackend:
             raise self._translate(exc, "(transaction)", "commit") from exc
 
     async def _rollback(self, block: Any) -> None:
-        """Undo, even if the caller is being cancelled; a lost connection has
-        nothing left to undo (the server rolled back when it went away)."""
+        """Undo, to the end even if the caller is cancelled meanwhile (the
+        connection then goes back to the pool with nothing in flight). A lost
+        connection has nothing left to undo: the server rolled back when it
+        went away. Any other failure is logged: the error on its way is the
+        one that made the block roll back."""
         try:
-            await asyncio.shield(block.rollback())
+            await run_to_completion(block.rollback())
+        except CONNECTION_LOST:
+            logger.debug("%s: ROLLBACK on a lost connection", self.location)
         except DRIVER_ERRORS:
-            logger.exception("%s: ROLLBACK failed", self.location)
+            logger.warning("%s: ROLLBACK failed", self.location, exc_info=True)
 
     # --- errors ----------------------------------------------------------------
 
