@@ -379,8 +379,10 @@ class PostgresBackend:
             )
             raise DatabaseError(redact_text(message, self.given_url)) from failure
         try:
-            # An identifier, quoted; CREATE DATABASE takes no parameters.
-            await connection.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
+            # An identifier, quoted; CREATE DATABASE takes no parameters. From
+            # template0: copying template1 fails while any session is connected to it.
+            quoted = '"{}"'.format(name.replace('"', '""'))
+            await connection.execute(f"CREATE DATABASE {quoted} TEMPLATE template0")
         except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
             # Another process won the race (the unique index or the name check).
             logger.debug("%s: database %s was created by another process", self.location, name)

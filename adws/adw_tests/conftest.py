@@ -111,7 +111,8 @@ async def postgres_url(postgres_server: str, postgres_traits: Any) -> AsyncItera
         finally:
             await _admin(f"DROP SCHEMA {name} CASCADE")
         return
-    await _admin(f"CREATE DATABASE {name}")
+    # template0: copying template1 fails while another suite has a session on it.
+    await _admin(f"CREATE DATABASE {name} TEMPLATE template0")
     try:
         yield database_url(postgres_server, name)
     finally:

@@ -57,7 +57,7 @@ async def pgbouncer_url(pgbouncer: str) -> AsyncIterator[str]:
     """A new database behind PgBouncer, dropped afterwards. Only this test's
     store uses its pool of server connections."""
     name = f"adw_pgbouncer_{uuid.uuid4().hex[:12]}"
-    await run_sql(pgbouncer, f"CREATE DATABASE {name}")
+    await run_sql(pgbouncer, f"CREATE DATABASE {name} TEMPLATE template0")  # see conftest
     try:
         yield database_url(pgbouncer, name)
     finally:
