@@ -68,16 +68,18 @@ class TaskTransactions(Generic[T]):
             return None
         return transaction
 
-    def refuse_inherited(self, backend: object, action: str) -> None:
+    def refuse_inherited(self, backend: object, action: str, table: str | None = None) -> None:
         """Raise ``TransactionScopeError`` if this task was started inside
-        another task's ``transaction()`` on ``backend`` that is still open."""
+        another task's ``transaction()`` on ``backend`` that is still open.
+        (Every write asks: the message is only built when it raises.)"""
         entry = self._current.get()
         if entry is None:
             return
         owner, task, transaction = entry
         if owner is backend and task is not asyncio.current_task() and transaction.state == "open":
+            where = f"{table}: " if table else ""
             raise TransactionScopeError(
-                f"{action} from a task started inside another task's transaction() block, "
+                f"{where}{action} from a task started inside another task's transaction() block, "
                 "while that block is open: a transaction belongs to the task that opened "
                 "it. Make the writes in that task, or start this task's work after the "
                 "block ends (nothing was written)"

@@ -518,7 +518,7 @@ class PostgresBackend:
         if owned is not None:
             return await self._in_savepoint(owned.connection, work)
         if writes:
-            _transactions.refuse_inherited(self, f"{writes}: a write")
+            _transactions.refuse_inherited(self, "a write", writes)
         connection = await connections.take()
         clean = False
         try:

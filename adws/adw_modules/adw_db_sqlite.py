@@ -230,9 +230,8 @@ def _checkpoint_if_alone(connection: sqlite3.Connection) -> None:
     """Fold the WAL into the file and truncate it, unless another connection
     is using the file (then it returns at once instead of waiting: the last
     connection to close checkpoints)."""
-    connection.execute("PRAGMA busy_timeout = 0")
     with suppress(sqlite3.OperationalError):
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        _without_busy_wait("PRAGMA wal_checkpoint(TRUNCATE)", 0)(connection)
 
 
 def _after_commit(
@@ -622,7 +621,7 @@ class SQLiteBackend:
         try:
             if self._owned_transaction() is not None:
                 return await writer.call(lambda connection: run_statement(connection, statement))
-            _transactions.refuse_inherited(self, f"{table}: a write")
+            _transactions.refuse_inherited(self, "a write", table)
             return await writer.write(statement)
         except sqlite3.Error as exc:
             raise self._translate(exc, table, "write") from exc

@@ -82,6 +82,15 @@ async def assert_usable(db: DatabaseManager, note: str) -> None:
         await asyncio.to_thread(assert_lock_is_free, db.db_path)
 
 
+async def cancel_after(task: asyncio.Task[Any], turns: int) -> None:
+    """Cancel ``task`` after ``turns`` turns of the event loop; wait until it is done."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait({task}, timeout=HANG_GUARD)
+    assert task.done()
+
+
 async def committed_messages(db: DatabaseManager, component: str) -> list[str]:
     return [row["message"] for row in await db.get_system_logs(component=component)]
 
@@ -105,11 +114,7 @@ async def test_cancel_while_transaction_starts_leaves_store_usable(
     queued or running, inside the block, or during COMMIT."""
     holder: list[Transaction] = []
     task = asyncio.create_task(write_in_a_block(db, holder))
-    for _ in range(turns):
-        await asyncio.sleep(0)
-    task.cancel()
-    await asyncio.wait({task}, timeout=HANG_GUARD)
-    assert task.done()
+    await cancel_after(task, turns)
     await assert_usable(db, f"after {turns} turns")
     stored = await committed_messages(db, "tx")
     committed = bool(holder) and holder[0].committed
@@ -149,6 +154,65 @@ async def test_cancel_while_a_transaction_statement_runs(db: DatabaseManager, st
 
 
 @pytest.mark.backend("sqlite")
+@pytest.mark.parametrize("stop_at", ["SAVEPOINT", "RELEASE"])
+async def test_cancel_while_a_nested_block_starts_or_ends(
+    db: DatabaseManager, stop_at: str
+) -> None:
+    """Cancelled while the writer runs a nested block's SAVEPOINT or RELEASE:
+    the statement finishes, CancelledError leaves both blocks, and the outer
+    one rolls back everything; the nested block gives the outer Transaction."""
+    gate = WriterGate(lambda statement: statement.startswith(stop_at))
+    await install(db, gate)
+    seen: list[Transaction] = []
+
+    async def nested() -> None:
+        async with db.transaction() as outer:
+            seen.append(outer)
+            await db.create_system_log("INFO", "tx", "outer")
+            async with db.transaction() as inner:
+                seen.append(inner)
+                await db.create_system_log("INFO", "tx", "inner")
+
+    task = asyncio.create_task(nested())
+    try:
+        await gate.wait_until_held()
+        task.cancel()
+        await asyncio.sleep(0)
+    finally:
+        gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, HANG_GUARD)
+    await install(db, None)
+    assert seen[0].state == "rolled_back"
+    assert all(transaction is seen[0] for transaction in seen)
+    assert await committed_messages(db, "tx") == []
+    await assert_usable(db, "after a cancelled nested block")
+
+
+@pytest.mark.backend("sqlite")
+async def test_cancel_while_checkpoint_runs(db: DatabaseManager) -> None:
+    """checkpoint() holds the write lock while SQLite checkpoints: cancelled
+    there, it lets go once the checkpoint has run, and writes go on."""
+    await db.create_system_log("INFO", "probe", "a WAL to fold")
+    gate = WriterGate(lambda statement: "wal_checkpoint(TRUNCATE)" in statement)
+    await install(db, gate)
+    task = asyncio.create_task(db.checkpoint())
+    try:
+        await gate.wait_until_held()
+        task.cancel()
+        await asyncio.sleep(0)
+        assert not task.done()  # it waits for its statement, which the gate holds
+    finally:
+        gate.release()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, HANG_GUARD)
+    await install(db, None)
+    await assert_usable(db, "after a cancelled checkpoint")
+    async with db.transaction():  # the write lock was let go
+        await db.create_system_log("INFO", "probe", "in a block")
+
+
+@pytest.mark.backend("sqlite")
 @pytest.mark.parametrize("how", ["wait_for", "timeout"])
 async def test_timed_out_transaction_waiting_for_another_connections_lock(
     db: DatabaseManager, db_path: Path, how: str
@@ -184,12 +248,7 @@ async def test_timed_out_transaction_waiting_for_another_connections_lock(
 
 async def test_cancelled_cleanup_old_logs_leaves_store_usable(db: DatabaseManager) -> None:
     for turns in range(6):
-        task = asyncio.create_task(db.cleanup_old_logs(0))
-        for _ in range(turns):
-            await asyncio.sleep(0)
-        task.cancel()
-        await asyncio.wait({task}, timeout=HANG_GUARD)
-        assert task.done()
+        await cancel_after(asyncio.create_task(db.cleanup_old_logs(0)), turns)
         await assert_usable(db, f"cleanup cancelled after {turns} turns")
 
 
@@ -344,12 +403,7 @@ async def test_close_cancelled_at_any_turn_leaves_a_closed_store(
 ) -> None:
     db = DatabaseManager(store_url)
     await db.connect()
-    closing = asyncio.create_task(db.close())
-    for _ in range(turns):
-        await asyncio.sleep(0)
-    closing.cancel()
-    await asyncio.wait({closing}, timeout=HANG_GUARD)
-    assert closing.done()
+    await cancel_after(asyncio.create_task(db.close()), turns)
     with pytest.raises(NotConnectedError):
         await db.list_agents()
     await db.connect()  # and it opens again
@@ -394,6 +448,10 @@ async def test_child_task_may_read_inside_and_write_after_the_block(
             writer = asyncio.create_task(later_writer(block_done))
             with pytest.raises(TransactionScopeError):
                 await asyncio.create_task(db.transaction().__aenter__())
+            with pytest.raises(TransactionScopeError, match="checkpoint"):
+                await asyncio.create_task(db.checkpoint())
+            with pytest.raises(TransactionScopeError, match="close"):
+                await asyncio.create_task(db.close())
         block_done.set()
         await writer
     assert await committed_messages(db, "child") == ["after the block"]
