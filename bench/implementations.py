@@ -16,8 +16,9 @@ from typing import Any
 
 import aiosqlite
 import sessions
-from adw_database import DatabaseManager
-from orch_database_models import utc_now
+
+from orchestrator_store.manager import DatabaseManager
+from orchestrator_store.models import utc_now
 
 SYNCHRONOUS = "NORMAL"  # the same for every implementation
 

@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
-from adw_database import DatabaseManager
-from adw_db_location import redact_url
+
+from orchestrator_store.location import redact_url
+from orchestrator_store.manager import DatabaseManager
 
 SERVER_URL = (
     os.environ.get("BENCH_POSTGRES_URL")

@@ -21,9 +21,10 @@ import asyncpg
 import implementations as impl
 import pg_raw
 import sessions
-from adw_database import DatabaseManager
 from pg_server import BenchDatabase
 from workloads import W2_COROUTINES, W5_ROWS, Result, clock, concurrent_sessions
+
+from orchestrator_store.manager import DatabaseManager
 
 RAW_PER_OP = "raw asyncpg commit/op"
 RAW_ONE_TXN = "raw asyncpg one txn"

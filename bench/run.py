@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "adws" / "adw_modules")]
+sys.path[:0] = [str(HERE)]  # the store itself is the installed orchestrator_store
 
 import implementations as impl  # noqa: E402
 import pg_server  # noqa: E402

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adw_db_ids import new_id
-from orch_database_models import utc_now
+from orchestrator_store.ids import new_id
+from orchestrator_store.models import utc_now
 
 PROMPTS_PER_SESSION = 4
 LOGS_PER_PROMPT = 5

@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import implementations as impl
-from adw_database import DatabaseManager
-from adw_db_ids import new_id
-from orch_database_models import format_timestamp
+
+from orchestrator_store.ids import new_id
+from orchestrator_store.manager import DatabaseManager
+from orchestrator_store.models import format_timestamp
 
 AGENTS = 1_000
 AGENTS_PER_SESSION = 10

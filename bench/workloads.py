@@ -24,7 +24,8 @@ from typing import Any
 
 import implementations as impl
 import sessions
-from adw_database import DatabaseManager
+
+from orchestrator_store.manager import DatabaseManager
 
 clock = time.perf_counter
 W2_COROUTINES = 64
@@ -193,7 +194,7 @@ def _named(workload: str, results: list[Result]) -> list[Result]:
 def _w3_process(path: str, definition_id: str, count: int, barrier: Any) -> dict[str, Any]:
     """One W3 process: its own manager, several coroutines, sessions with costs.
     Every process connects first, then all start together (``barrier``)."""
-    sys.path[:0] = [str(Path(__file__).parent), _modules_folder()]
+    sys.path[:0] = [str(Path(__file__).parent)]
 
     async def main() -> dict[str, Any]:
         async with DatabaseManager(path) as db:
@@ -210,10 +211,6 @@ def _w3_process(path: str, definition_id: str, count: int, barrier: Any) -> dict
             return {"ops": ops, "errors": errors, "start": started, "end": time.time()}
 
     return asyncio.run(main())
-
-
-def _modules_folder() -> str:
-    return str(Path(__file__).resolve().parent.parent / "adws" / "adw_modules")
 
 
 class _WalWatcher:

@@ -1,0 +1,64 @@
+"""What the manager needs from a backend: the interface both drivers implement.
+
+``DatabaseManager`` validates input and builds SQL (``adw_db_sql``); a backend
+runs it. Both backends honour the same contract: a write outside
+``transaction()`` commits before it returns; inside, it joins the block of the
+task that opened it (nested blocks are savepoints) and a refused statement
+leaves the block usable; reads by other tasks never wait for an open block;
+rows come back as plain dicts in the store's value formats; driver errors come
+out as the store's own (``adw_db_errors``) with the original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, NamedTuple, Protocol
+
+from .dialect import Dialect
+from .ownership import Transaction
+
+__all__ = ["Backend", "Row", "WriteOutcome", "WriteResult"]
+
+Row = dict[str, Any]
+
+
+class WriteOutcome(Protocol):
+    @property
+    def rowcount(self) -> int: ...  # rows the statement changed
+
+    @property
+    def lastrowid(self) -> int | None: ...  # the id the database assigned, if any
+
+
+class WriteResult(NamedTuple):  # a tuple: the writer thread makes one per write
+    rowcount: int
+    lastrowid: int | None
+
+
+class Backend(Protocol):
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteOutcome: ...
+
+    async def insert_many(
+        self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
+    ) -> list[int]: ...  # all rows or none; the new ids in input order
+
+    async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def schema_version(self) -> int: ...
+
+    async def checkpoint(self) -> dict[str, int]: ...
+
+    async def storage(self) -> dict[str, int]: ...

@@ -1,0 +1,963 @@
+"""See what the agents did: inspect and maintain the orchestrator store.
+
+Run it with uv from the project root (the PEP 723 header above brings its
+dependencies)::
+
+    uv run adws/adw_modules/adw_store_cli.py --help
+    uv run adws/adw_modules/adw_store_cli.py stats
+    uv run adws/adw_modules/adw_store_cli.py --db other.db logs --level ERROR --follow
+    uv run adws/adw_modules/adw_store_cli.py copy-to-postgres orchestrator.db postgresql://...
+
+Every command reads through ``DatabaseManager``'s public methods, so it works
+on any backend the store supports. Commands other than ``prune --yes`` only
+read, and none of them creates a database file that does not exist. Errors are
+one line on stderr and exit status 1 (no traceback, whatever fails); Ctrl-C is
+exit status 130, except for ``logs --follow``, which it ends normally. What the
+store holds is shown as inert text: see ``cli_render``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any, NoReturn
+
+try:
+    import typer
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+    from rich.text import Text
+except ImportError as missing:  # the store installed without its `cli` extra
+    raise SystemExit(
+        f"orchestrator-store: the command line needs {missing.name}, which is not installed: "
+        "pip install 'orchestrator-store[cli]' (or `uv add 'orchestrator-store[cli]'`)"
+    ) from None
+
+from .cli_render import (
+    STATUS_STYLES,
+    bytes_text,
+    duration_text,
+    field,
+    json_text,
+    log_line,
+    money,
+    money_amount,
+    new_console,
+    plain,
+    plain_lines,
+    short_id,
+    styled,
+    table,
+    time_text,
+)
+from .dialect import COLUMNS
+from .location import resolve_database
+from .manager import JSON_COLUMNS, DatabaseError, DatabaseManager
+from .schema import TABLES
+
+__all__ = ["app", "main"]
+
+# Exports of at least this many rows to a file show a progress bar.
+PROGRESS_MIN_ROWS = 10_000
+EXPORT_BATCH = 1_000
+# --older-than's upper bound: a century is older than any store.
+MAX_DAYS = 36_500
+# A SQLite store's files besides the database: export must never write over one.
+STORE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+# Spreadsheets run a cell starting with one of these as a formula (OWASP's "CSV
+# injection"): text cells that do are exported with a leading "'".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a Ctrl-C
+
+app = typer.Typer(
+    help="Inspect and maintain the orchestrator store (agents, prompts, costs, logs).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+DB_HELP = (
+    "Database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+    "else $ORCHESTRATOR_DB_PATH, else orchestrator.db in the project root)."
+)
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", metavar="PATH|URL", help=DB_HELP + " Also accepted before the command."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, help="Show at most this many rows.")]
+
+
+class CliError(Exception):
+    """A problem with what the user asked for, shown as one line."""
+
+
+class Level(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class CostGroup(StrEnum):
+    session = "session"
+    model = "model"
+    agent_type = "agent-type"
+    day = "day"
+
+
+class ExportFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+# --- running a command against the store -----------------------------------------
+
+
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    db: Annotated[str | None, typer.Option("--db", metavar="PATH|URL", help=DB_HELP)] = None,
+) -> None:
+    ctx.obj = db
+    _keep_library_logs_quiet()
+
+
+def _keep_library_logs_quiet() -> None:
+    """The store raises what goes wrong, and the command line prints that once.
+    Unconfigured, Python would print the records the store still logs (a failed
+    ROLLBACK while closing, say) on stderr, tracebacks included."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+def _run(
+    ctx: typer.Context,
+    database: str | None,
+    work: Callable[[DatabaseManager], Awaitable[None]],
+    *,
+    ctrl_c_ends: bool = False,
+) -> None:
+    """Open the existing store, run ``work``, close; errors become one line."""
+    with _one_line_errors(ctrl_c_ends=ctrl_c_ends):
+        location = resolve_database(_db_option(ctx, database))
+        if isinstance(location, Path) and not location.is_file():
+            # Checked first: opening the store would create the file.
+            raise CliError(
+                f"no database at {location} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
+            )
+        asyncio.run(_with_store(location, work))
+
+
+def _db_option(ctx: typer.Context, after: str | None) -> str | None:
+    """``--db`` given before the command (kept in ``ctx.obj``) or after it."""
+    before = ctx.obj
+    if before is not None and after is not None and before != after:
+        raise CliError(f"--db is given twice ({before!r} and {after!r}): give it once")
+    return after if after is not None else before
+
+
+@contextmanager
+def _one_line_errors(*, ctrl_c_ends: bool = False) -> Iterator[None]:
+    """Whatever fails ends as one line on stderr and exit status 1, never a
+    traceback; Ctrl-C is exit status 130, or a normal end with ``ctrl_c_ends``."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, BrokenPipeError):  # Typer ends a closed pipe quietly
+        raise
+    except KeyboardInterrupt:
+        if ctrl_c_ends:  # how --follow stops: nothing to report
+            raise typer.Exit(0) from None
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(INTERRUPTED_EXIT) from None
+    except (CliError, DatabaseError, OSError) as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a bug: still one line, with what it was
+        _fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+async def _with_store(
+    database: Path | str, work: Callable[[DatabaseManager], Awaitable[None]]
+) -> None:
+    async with DatabaseManager(database) as db:
+        await work(db)
+
+
+def _since(text: str | None) -> datetime | None:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 time (UTC unless it says)."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(
+            f"--since: {text!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _agent_by_id_part(db: DatabaseManager, part: str) -> dict[str, Any]:
+    """The one agent whose id starts or ends with ``part`` (lists show an id's
+    last characters: time-ordered ids share their first ones)."""
+    part = part.strip().lower()
+    if not 0 < len(part) <= 36 or any(char not in "0123456789abcdef-" for char in part):
+        raise CliError(f"{part!r} is not an agent id or part of one (hex digits and dashes)")
+    matches = {row["id"]: row for row in await db.find_agents_by_prefix(part, limit=2)}
+    for row in await db.find_agents_by_suffix(part, limit=2):
+        matches.setdefault(row["id"], row)
+    if not matches:
+        raise CliError(f"no agent id starts or ends with {part!r}")
+    if len(matches) > 1:
+        shown = ", ".join(short_id(agent_id) for agent_id in list(matches)[:2])
+        raise CliError(f"{part!r} matches several agents ({shown}, ...): give more characters")
+    return next(iter(matches.values()))
+
+
+def _echo_json(value: Any) -> None:
+    typer.echo(json_text(value, indent=2))
+
+
+# --- stats -------------------------------------------------------------------------
+
+
+@app.command()
+def stats(ctx: typer.Context, database: DbOption = None, as_json: JsonOption = False) -> None:
+    """File and WAL size, schema version, rows per table, time span of the logs."""
+
+    async def work(db: DatabaseManager) -> None:
+        storage = await db.storage()
+        bounds = await db.log_bounds()
+        report = {
+            "database": db.location,
+            "backend": db.backend_name,
+            "file_bytes": storage["file_bytes"],
+            "wal_bytes": storage["wal_bytes"],
+            "free_pages": storage["freelist_count"],
+            "page_size": storage["page_size"],
+            "schema_version": await db.schema_version(),
+            "rows": await db.count_rows(),
+            "logs_first": bounds["first"],
+            "logs_last": bounds["last"],
+        }
+        if as_json:
+            _echo_json(report)
+            return
+        lines = [("database", db.location), *_storage_lines(db.backend_name, storage)]
+        lines += [
+            ("schema version", report["schema_version"]),
+            ("logs span", f"{time_text(bounds['first'])} .. {time_text(bounds['last'])}"),
+        ]
+        console = new_console()
+        for label, value in lines:
+            console.print(field(label, value, width=16))
+        console.print(table(None, ["Table", "Rows"], report["rows"].items()))
+
+    _run(ctx, database, work)
+
+
+def _storage_lines(backend: str, storage: dict[str, int]) -> list[tuple[str, str]]:
+    """What the store takes on disk, in the backend's own terms."""
+    if backend != "sqlite":  # the server's WAL and free space belong to every database
+        return [("table size", bytes_text(storage["file_bytes"]) + " (with indexes)")]
+    free = storage["freelist_count"] * storage["page_size"]
+    return [
+        ("file size", bytes_text(storage["file_bytes"])),
+        ("WAL size", bytes_text(storage["wal_bytes"])),
+        ("free pages", f"{storage['freelist_count']} ({bytes_text(free)})"),
+    ]
+
+
+# --- agents --------------------------------------------------------------------------
+
+
+@app.command()
+def agents(
+    ctx: typer.Context,
+    session: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only agents with this status.")] = None,
+    limit: LimitOption = 50,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Agents, newest first: short id, definition, session, status, started, duration, cost."""
+
+    async def work(db: DatabaseManager) -> None:
+        rows = await db.list_agents(session, status=status, limit=limit)
+        names = {row["id"]: row["name"] for row in await db.list_orchestrator_agents()}
+        for row in rows:
+            row["definition"] = names.get(row["orchestrator_agent_id"])
+        if as_json:
+            _echo_json(rows)
+            return
+        console = new_console()
+        console.print(
+            table(
+                f"{len(rows)} agents",
+                ["ID", "Definition", "Session", "Status", "Started", "Duration", "Cost"],
+                (
+                    (
+                        short_id(row["id"]),
+                        row["definition"],
+                        row["session_id"],
+                        styled(row["status"], STATUS_STYLES),
+                        time_text(row["started_at"]),
+                        duration_text(row["started_at"], row["completed_at"]),
+                        money(row["cost_usd"]),
+                    )
+                    for row in rows
+                ),
+                console=console,
+                optional=["Started", "Duration", "Definition"],
+            )
+        )
+
+    _run(ctx, database, work)
+
+
+@app.command("agent")
+def agent_detail(
+    ctx: typer.Context,
+    agent_id: Annotated[
+        str, typer.Argument(metavar="ID", help="An agent id, or its first or last characters.")
+    ],
+    log_lines: Annotated[
+        int, typer.Option("--logs", min=0, help="How many of its last log lines to show.")
+    ] = 10,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One agent: its prompts (tokens, cost, latency, status) and last log lines."""
+
+    async def work(db: DatabaseManager) -> None:
+        agent = await _agent_by_id_part(db, agent_id)
+        definition = await db.get_orchestrator_agent(agent["orchestrator_agent_id"])
+        prompts = await db.list_prompts(agent["id"])
+        logs = await db.list_logs(agent_id=agent["id"], limit=log_lines) if log_lines else []
+        if as_json:
+            _echo_json({"agent": agent, "definition": definition, "prompts": prompts, "logs": logs})
+            return
+        console = new_console()
+        for line in _agent_lines(agent, definition):
+            console.print(line)
+        console.print(_prompts_table(prompts, console))
+        if logs:
+            console.print(f"last {len(logs)} log lines")
+            for row in logs:
+                console.print(log_line(row))
+
+    _run(ctx, database, work)
+
+
+def _agent_lines(agent: dict[str, Any], definition: dict[str, Any] | None) -> list[Text]:
+    name = f"{definition['name']} ({definition['agent_type']})" if definition else "-"
+    span = duration_text(agent["started_at"], agent["completed_at"])
+    lines = [
+        field("agent", agent["id"], width=12),
+        field("definition", name, width=12),
+        field("session", agent["session_id"], width=12),
+        field("status", styled(agent["status"], STATUS_STYLES), width=12),
+        field("parent", agent["parent_agent_id"] or "-", width=12),
+        field("started", f"{time_text(agent['started_at'])} ({span})", width=12),
+        field("cost", money(agent["cost_usd"]), width=12),
+    ]
+    if agent["error_message"]:
+        error = plain_lines(agent["error_message"], " " * 12)
+        lines.append(field("error", Text(error, style="red"), width=12))
+    return lines
+
+
+def _prompts_table(prompts: list[dict[str, Any]], console: Console) -> Table:
+    return table(
+        f"{len(prompts)} prompts",
+        ["Created", "Type", "Prompt", "Model", "Status", "Tokens in/out", "Cost", "Latency"],
+        (
+            (
+                time_text(p["created_at"]),
+                p["prompt_type"],
+                p["prompt_name"] or _first_line(p["prompt_text"]),
+                p["model_used"] or "-",
+                styled(p["status"], STATUS_STYLES),
+                f"{p['tokens_input']}/{p['tokens_output']}",
+                money(p["cost_usd"]),
+                f"{p['latency_ms']} ms" if p["latency_ms"] is not None else "-",
+            )
+            for p in prompts
+        ),
+        console=console,
+        optional=["Created", "Latency", "Type", "Model"],
+    )
+
+
+def _first_line(text: str, width: int = 40) -> str:
+    line = text.strip().splitlines()[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+# --- sessions and costs ---------------------------------------------------------------
+
+
+@app.command()
+def sessions(
+    ctx: typer.Context,
+    limit: LimitOption = 50,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One row per session: agents, failures, tokens, cost, first and last activity."""
+
+    async def work(db: DatabaseManager) -> None:
+        rows = await db.session_summaries(limit=limit)
+        for row in rows:
+            row["cost_usd"] = money_amount(row["cost_usd"])  # a sum: no float noise
+        if as_json:
+            _echo_json(rows)
+            return
+        console = new_console()
+        console.print(
+            table(
+                f"{len(rows)} sessions (most recently active first)",
+                [
+                    "Session",
+                    "Agents",
+                    "Active",
+                    "Failed",
+                    "Prompts",
+                    "Tokens",
+                    "Cost",
+                    "First",
+                    "Last",
+                ],
+                (
+                    (
+                        row["session_id"],
+                        row["agents"],
+                        row["active_agents"],
+                        _failures(row["failed_agents"], row["failed_prompts"]),
+                        row["prompts"],
+                        f"{row['tokens_input'] + row['tokens_output']:,}",
+                        money(row["cost_usd"]),
+                        time_text(row["first_activity"]),
+                        time_text(row["last_activity"]),
+                    )
+                    for row in rows
+                ),
+                console=console,
+                optional=["First", "Active", "Prompts", "Tokens", "Last"],
+            )
+        )
+
+    _run(ctx, database, work)
+
+
+def _failures(agents: int, prompts: int) -> Any:
+    text = f"{agents} agents, {prompts} prompts" if agents or prompts else "0"
+    return styled(text, {text: "bold red"} if agents or prompts else {})
+
+
+@app.command()
+def costs(
+    ctx: typer.Context,
+    by: Annotated[CostGroup, typer.Option(help="How to group the totals.")] = CostGroup.session,
+    since: Annotated[
+        str | None, typer.Option(help="Only prompts from this date (YYYY-MM-DD, UTC) on.")
+    ] = None,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Prompts' tokens and cost per session, model, agent type or day, with a grand total.
+
+    Each group's cost is rounded to $0.0001 and the total is the sum of those
+    rounded costs, so the rows add up to the total shown (in JSON too).
+    """
+
+    async def work(db: DatabaseManager) -> None:
+        start = _since(since)
+        rows = await db.cost_totals(by.value.replace("-", "_"), since=start)
+        for row in rows:
+            row["cost_usd"] = money_amount(row["cost_usd"])
+        total = _cost_total(rows)
+        if as_json:
+            _echo_json({"by": by.value, "since": since, "groups": rows, "total": total})
+            return
+        grid = table(
+            f"costs by {by.value}" + (f" since {since}" if since else ""),
+            [by.value, "Prompts", "Tokens in", "Tokens out", "Cost"],
+            (_cost_cells(row["key"] or "(none)", row) for row in rows),
+        )
+        grid.add_section()
+        grid.add_row(*_cost_cells(styled("total", {"total": "bold"}), total))
+        new_console().print(grid)
+
+    _run(ctx, database, work)
+
+
+def _cost_total(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The groups' sums: every prompt is in exactly one group."""
+    total: dict[str, Any] = {
+        name: sum(row[name] for row in groups)
+        for name in ("prompts", "tokens_input", "tokens_output")
+    }
+    total["cost_usd"] = sum((row["cost_usd"] for row in groups), Decimal(0))
+    return total
+
+
+def _cost_cells(key: Any, row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        key,
+        str(row["prompts"]),
+        f"{row['tokens_input']:,}",
+        f"{row['tokens_output']:,}",
+        money(row["cost_usd"]),
+    )
+
+
+# --- logs -----------------------------------------------------------------------------
+
+
+def _finite_seconds(value: float) -> float:
+    if not value >= 0.01 or value == float("inf"):  # `not >=` also refuses NaN
+        raise typer.BadParameter(f"{value!r} is not a number of seconds of at least 0.01")
+    return value
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Only this agent's logs (id, or its first or last characters)."),
+    ] = None,
+    level: Annotated[Level | None, typer.Option(help="This level and above.")] = None,
+    log_type: Annotated[str | None, typer.Option("--type", help="Only this log type.")] = None,
+    component: Annotated[str | None, typer.Option(help="Only this system component.")] = None,
+    since: Annotated[str | None, typer.Option(help="From this date (YYYY-MM-DD, UTC) on.")] = None,
+    limit: LimitOption = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new rows until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option(callback=_finite_seconds, help="Seconds between polls with --follow."),
+    ] = 1.0,
+    max_polls: Annotated[int | None, typer.Option(hidden=True, min=0)] = None,
+    database: DbOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per line.")
+    ] = False,
+) -> None:
+    """Agent and system logs in one time line (the latest --limit rows), coloured by level.
+
+    --follow then polls each log table on its increasing id: every row committed
+    later is printed once, none is skipped (SQLite commits one writer at a time,
+    so ids become visible in increasing order). Ctrl-C ends it with exit status 0.
+    """
+    console = new_console()
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            if as_json:
+                print(json_text(row), flush=True)
+            else:
+                console.print(log_line(row))
+        sys.stdout.flush()
+
+    async def work(db: DatabaseManager) -> None:
+        start = _since(since)
+        agent_id = (await _agent_by_id_part(db, agent))["id"] if agent else None
+        filters: dict[str, Any] = {
+            "agent_id": agent_id,
+            "min_level": level.value if level else None,
+            "log_type": log_type,
+            "component": component,
+        }
+        cursor = (await db.log_bounds())["cursor"]
+        show(await db.list_logs(**filters, since=start, limit=limit, up_to=cursor))
+        polls = 0
+        while follow and (max_polls is None or polls < max_polls):
+            await asyncio.sleep(interval)
+            rows, cursor = await db.logs_after(cursor, **filters)
+            show(rows)
+            polls += 1
+
+    _run(ctx, database, work, ctrl_c_ends=follow)
+
+
+# --- prune ------------------------------------------------------------------------------
+
+
+def _days(value: float) -> float:
+    if not 0 <= value <= MAX_DAYS:  # also refuses NaN
+        raise typer.BadParameter(f"{value:.10g} is not a number of days from 0 to {MAX_DAYS}")
+    return value
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than", metavar="DAYS", callback=_days, help=f"Age in days (0 to {MAX_DAYS})."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would go (the default).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Really delete (default: dry run).")] = False,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete agent and system logs older than DAYS days; a dry run unless --yes.
+
+    After deleting, checkpoints the WAL into the database file and truncates it.
+    """
+    if dry_run and yes:
+        ctx.fail("--dry-run and --yes contradict each other: give one of them")
+
+    async def work(db: DatabaseManager) -> None:
+        counts = await db.count_old_logs(older_than)
+        before = await db.storage()
+        report: dict[str, Any] = {"older_than_days": older_than, "dry_run": not yes, **counts}
+        if yes:
+            report["deleted"] = await db.cleanup_old_logs(older_than)
+            report["checkpoint_busy"] = bool((await db.checkpoint())["busy"])
+            after = await db.storage()
+            report["bytes_before"] = before["file_bytes"] + before["wal_bytes"]
+            report["bytes_after"] = after["file_bytes"] + after["wal_bytes"]
+            report["free_bytes"] = after["freelist_count"] * after["page_size"]
+        if as_json:
+            _echo_json(report)
+            return
+        console = new_console()
+        what = f"{counts['agent_logs']} agent logs and {counts['system_logs']} system logs"
+        if not yes:
+            console.print(f"would delete {what} older than {older_than:g} days")
+            console.print("dry run: nothing was deleted; run again with --yes to delete")
+            return
+        console.print(f"deleted {report['deleted']} rows ({what} older than {older_than:g} days)")
+        console.print(
+            f"on disk: {bytes_text(report['bytes_before'])} -> {bytes_text(report['bytes_after'])} "
+            "(WAL checkpointed and truncated"
+            + (", partly: a reader was busy" if report["checkpoint_busy"] else "")
+            + ")"
+        )
+        console.print(f"free inside the file for new rows: {bytes_text(report['free_bytes'])}")
+
+    _run(ctx, database, work)
+
+
+# --- export -----------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    table_name: Annotated[
+        str | None,
+        typer.Option("--table", help=f"One of {', '.join(TABLES)} (default: every table)."),
+    ] = None,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", help="jsonl or csv.")
+    ] = ExportFormat.jsonl,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (default: stdout); it is replaced only once complete.",
+        ),
+    ] = None,
+    database: DbOption = None,
+) -> None:
+    """Stream rows as JSON lines or CSV, a batch at a time, never the whole table.
+
+    JSON lines of one table are its rows; of every table, {"table": ..., "row": ...}.
+    CSV holds one table (pass --table): JSON columns as JSON text, NULL as an empty
+    cell, and a text cell that starts with =, +, -, @, a tab or a carriage return
+    gets a leading ' so that spreadsheets do not run it as a formula (numbers stay
+    numbers). --output is written beside the target and renamed over it when
+    complete: an error or Ctrl-C leaves the previous file as it was.
+    """
+    if table_name is not None and table_name not in TABLES:
+        _fail(f"--table: no table {table_name!r} (tables: {', '.join(TABLES)})")
+    if fmt is ExportFormat.csv and table_name is None:
+        _fail("CSV holds one table: pass --table")
+    tables = [table_name] if table_name is not None else list(TABLES)
+    new_mode = _new_file_mode()  # read now: the store's threads are not started yet
+
+    async def work(db: DatabaseManager) -> None:
+        counts = await db.count_rows()
+        total = sum(counts[name] for name in tables)
+        if output is None:
+            await _write_rows(db, sys.stdout, tables, fmt, tagged=table_name is None)
+            return
+        _refuse_store_files(output, db.db_path)
+        with (
+            _output_file(output, new_mode) as handle,
+            _progress_bar(f"export to {plain(output)}", total) as advance,
+        ):
+            await _write_rows(db, handle, tables, fmt, tagged=table_name is None, advance=advance)
+        typer.echo(f"exported {total} rows to {plain(output)}", err=True)
+
+    _run(ctx, database, work)
+
+
+async def _write_rows(
+    db: DatabaseManager,
+    handle: IO[str],
+    tables: list[str],
+    fmt: ExportFormat,
+    *,
+    tagged: bool,
+    advance: Callable[[], None] = lambda: None,
+) -> None:
+    for name in tables:
+        write = _row_writer(handle, name, fmt, tagged=tagged)
+        async for row in db.iter_rows(name, batch_size=EXPORT_BATCH):
+            write(row)
+            advance()
+
+
+def _refuse_store_files(output: Path, database: Path | None) -> None:
+    """Writing over the database, its WAL or its journal would destroy the store."""
+    if database is None:  # PostgreSQL: no local files
+        return
+    for suffix in STORE_FILE_SUFFIXES:
+        store_file = Path(f"{database}{suffix}")
+        if _same_file(output, store_file):
+            raise CliError(f"--output {output} is the store's own file {store_file}")
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """The same file however spelt: through symlinks, `..`, relative or absolute
+    paths, or hard links (those only when both exist)."""
+    try:
+        if os.path.samefile(one, other):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return one.resolve() == other.resolve()
+
+
+@contextmanager
+def _output_file(output: Path, new_mode: int) -> Iterator[IO[str]]:
+    """Where export writes: a regular file is replaced only once complete; a
+    device or pipe (/dev/null, a FIFO) has nothing to replace and is written."""
+    target = output.resolve()  # through a symlink: replace what it points at
+    if target.is_dir():
+        raise CliError(f"--output {output} is a folder")
+    if not target.parent.is_dir():
+        raise CliError(f"--output {output}: no folder {output.parent}")
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else new_mode
+    with _replacing(target, mode) as handle:
+        yield handle
+
+
+@contextmanager
+def _replacing(target: Path, mode: int) -> Iterator[IO[str]]:
+    """A new file that takes ``target``'s place only once it is complete:
+    written beside it (the same file system, so the rename is atomic), flushed
+    to disk, then renamed over it. On an error or Ctrl-C it is removed and
+    ``target`` is left as it was."""
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: fsync the folder); best effort."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder: its renames need no sync
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse: the file's data is on disk already
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (the umask applied): mkstemp's is 0600."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def _progress_bar(description: str, total: int) -> Iterator[Callable[[], None]]:
+    """``advance()`` moves a progress bar on stderr; below PROGRESS_MIN_ROWS, no bar."""
+    if total < PROGRESS_MIN_ROWS:
+        yield lambda: None
+        return
+    progress = _progress()
+    task = progress.add_task(description, total=total)
+    with progress:
+        yield lambda: progress.advance(task)
+
+
+@app.command("copy-to-postgres")
+def copy_to_postgres(
+    source: Annotated[Path, typer.Argument(metavar="SOURCE_DB", help="The SQLite store file.")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="postgresql://user@host:5432/db")],
+    append: Annotated[
+        bool, typer.Option("--append", help="Add to a PostgreSQL store that already holds rows.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a SQLite store into PostgreSQL: ids, timestamps, JSON and log ids kept.
+
+    The target must be empty unless --append; the copy is one transaction, so a
+    failed copy leaves the target as it was. Prints the rows copied per table.
+    """
+    with _one_line_errors():
+        if not url.lower().startswith(("postgresql://", "postgres://")):
+            raise CliError(f"URL must start with postgresql:// or postgres://, got {url!r}")
+        if not source.is_file():
+            raise CliError(f"no database at {source}")
+        copied = asyncio.run(_copy(source, url, append))
+        if as_json:
+            _echo_json(copied)
+            return
+        console = new_console()
+        rows = [[name, f"{count:,}"] for name, count in copied.items()]
+        console.print(table(None, ["Table", "Rows"], rows))
+        console.print(Text(f"copied {sum(copied.values()):,} rows from {plain(source)}"))
+
+
+async def _copy(source: Path, url: str, append: bool) -> dict[str, int]:
+    from .copy_to_postgres import copy_sqlite_to_postgres  # needs asyncpg: only imported here
+
+    if not append:
+        await _require_empty(url)
+    async with DatabaseManager(source) as db:
+        total = sum((await db.count_rows()).values())
+    progress = _progress() if total >= PROGRESS_MIN_ROWS else None
+    task = progress.add_task(f"copy to {url.split('@')[-1]}", total=total) if progress else None
+    done: dict[str, int] = {}
+
+    def advance(table_name: str, copied: int) -> None:
+        done[table_name] = copied
+        if progress and task is not None:
+            progress.update(task, completed=sum(done.values()))
+
+    if progress:
+        progress.start()
+    try:
+        return await copy_sqlite_to_postgres(source, url, append=append, on_progress=advance)
+    finally:
+        if progress:
+            progress.stop()
+
+
+async def _require_empty(url: str) -> None:
+    """Refuse a target that holds rows, naming the flag that allows it (the
+    copy refuses too, but in the library's words)."""
+    async with DatabaseManager(url) as target:
+        held = {name: count for name, count in (await target.count_rows()).items() if count}
+        location = target.location
+    if held:
+        listed = ", ".join(f"{name} {count}" for name, count in held.items())
+        raise CliError(
+            f"{location} already holds rows ({listed}): copy into an empty store, "
+            "or pass --append to add to it"
+        )
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {plain(' '.join(message.split()))}", err=True)
+    raise typer.Exit(1)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=new_console(stderr=True),
+    )
+
+
+def _row_writer(
+    handle: IO[str], table_name: str, fmt: ExportFormat, *, tagged: bool
+) -> Callable[[dict[str, Any]], None]:
+    if fmt is ExportFormat.jsonl:
+
+        def write_json(row: dict[str, Any]) -> None:
+            handle.write(json_text({"table": table_name, "row": row} if tagged else row) + "\n")
+
+        return write_json
+    writer = csv.writer(handle)
+    writer.writerow(COLUMNS[table_name])
+    json_columns = JSON_COLUMNS.get(table_name, ())
+
+    def write_csv(row: dict[str, Any]) -> None:
+        writer.writerow(
+            [_csv_cell(row[column], column in json_columns) for column in COLUMNS[table_name]]
+        )
+
+    return write_csv
+
+
+def _csv_cell(value: Any, is_json: bool) -> Any:
+    """NULL is an empty cell; JSON columns hold the JSON text the store keeps
+    (it starts with a minus only for a number, which no spreadsheet runs); text
+    that a spreadsheet would run as a formula gets a leading ' (OWASP)."""
+    if value is None:
+        return ""
+    if is_json:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def main() -> None:
+    """The ``orchestrator-store`` console script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Create or open a store and show what it holds; ``--demo`` first records a
+small example session (a planner handing over to a builder). The command line
+behind ``adws/adw_modules/adw_database.py`` and ``python -m orchestrator_store``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .errors import DatabaseError
+from .manager import DatabaseManager
+
+__all__ = ["main"]
+
+
+async def _record_demo_session(db: DatabaseManager) -> str:
+    """A small, realistic session: a planner hands over to a builder."""
+    session_id = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
+    definitions = {row["name"]: row["id"] for row in await db.list_orchestrator_agents()}
+    for name, kind, model in (
+        ("planner", "planner", "claude-sonnet"),
+        ("builder", "builder", "claude-sonnet"),
+    ):
+        if name not in definitions:
+            definitions[name] = await db.create_orchestrator_agent(
+                name, f"Demo {name}", kind, default_model=model
+            )
+    await db.create_system_log("INFO", "orchestrator", f"session {session_id} started")
+    parent = None
+    for name, prompt_text, cost in (
+        ("planner", "Plan: add a health check endpoint", 0.0042),
+        ("builder", "Build the plan's three steps", 0.0117),
+    ):
+        agent = await db.create_agent(
+            definitions[name], session_id, parent_agent_id=parent, status="executing"
+        )
+        prompt = await db.create_prompt(agent, "adw", prompt_text, model_used="claude-sonnet")
+        async with db.transaction():
+            await db.update_prompt(
+                prompt,
+                status="completed",
+                response_text="done",
+                tokens_input=900,
+                tokens_output=300,
+                cost_usd=cost,
+                latency_ms=1800,
+                completed_at=datetime.now(UTC),
+            )
+            await db.add_agent_cost(agent, cost)
+            await db.create_agent_log(agent, "INFO", "cost_update", f"+${cost}", {"usd": cost})
+        await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
+        await db.create_agent_log(agent, "INFO", "state_change", "executing -> completed")
+        parent = agent
+    await db.create_system_log("INFO", "orchestrator", f"session {session_id} finished")
+    return session_id
+
+
+async def _report(db_path: str | None, demo: bool, default_database: str | Path | None) -> None:
+    async with DatabaseManager(db_path, default_database=default_database) as db:
+        print(f"database: {db.location}")
+        print(f"schema version: {await db.schema_version()}")
+        if demo:
+            session_id = await _record_demo_session(db)
+            agents = await db.list_agents(session_id)
+            print(f"recorded session {session_id}:")
+            for agent in reversed(agents):
+                prompts = await db.list_prompts(agent["id"])
+                tokens = sum(p["tokens_input"] + p["tokens_output"] for p in prompts)
+                # An id's random end: time-ordered ids made together share their start.
+                print(
+                    f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={len(prompts)} "
+                    f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
+                )
+        print("rows per table:")
+        for table, count in (await db.count_rows()).items():
+            print(f"  {table:<20} {count}")
+
+
+def main(argv: list[str] | None = None, *, default_database: str | Path | None = None) -> int:
+    """The command line of a project's ``adw_database.py``: ``default_database``
+    is the project's configured database."""
+    parser = argparse.ArgumentParser(
+        description="Create or open the orchestrator store and show what it holds."
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH|URL",
+        help="database file or postgresql:// URL (default: $ORCHESTRATOR_DATABASE_URL, "
+        "else $ORCHESTRATOR_DB_PATH, else the configured default)",
+    )
+    parser.add_argument("--demo", action="store_true", help="record a small example session first")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(_report(args.db, args.demo, default_database))
+    except DatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,794 @@
+"""The orchestrator store: what multi-agent workflows did, in one SQLite file
+(or, unchanged, in PostgreSQL).
+
+Zero configuration
+    No server, no credentials, no migration command. The first
+    ``connect()`` creates the file (and its folders), applies the schema and
+    records its version; later connects upgrade older files in place and
+    refuse files written by a newer version without touching them.
+
+Usage::
+
+    import asyncio
+    from datetime import UTC, datetime
+
+    from orchestrator_store import DatabaseManager
+
+    async def main() -> None:
+        async with DatabaseManager("orchestrator.db") as db:
+            planner = await db.create_orchestrator_agent(
+                "planner", "Breaks work into steps", "planner", default_model="claude-sonnet"
+            )
+            agent = await db.create_agent(planner, "feature_Tac_14_Task_8", context={"issue": 14})
+            prompt = await db.create_prompt(agent, "adw", "Plan issue 14")
+            await db.update_prompt(
+                prompt, status="completed", response_text="1. ...", tokens_input=812,
+                tokens_output=230, cost_usd=0.0061, latency_ms=2140,
+            )
+            await db.add_agent_cost(agent, 0.0061)
+            await db.create_agent_log(agent, "INFO", "milestone", "plan ready", {"steps": 5})
+            async with db.transaction():  # both rows or neither
+                await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
+                await db.create_system_log("INFO", "orchestrator", "session finished")
+            print(await db.get_agent(agent))
+
+    asyncio.run(main())
+
+Lifecycle
+    ``DatabaseManager(...)`` does no I/O. ``await db.connect()`` (or
+    ``async with``) opens the file; ``await db.close()`` closes it. Both are
+    idempotent; a closed store can be connected again. Calling a method before
+    ``connect()`` or after ``close()`` raises ``DatabaseError`` saying so.
+    Any number of asyncio tasks may share one manager, and any number of
+    processes may open the same file, each with its own manager.
+
+The database
+    ``db_path`` is the argument, else the environment variable
+    ``ORCHESTRATOR_DATABASE_URL``, else ``ORCHESTRATOR_DB_PATH``, else
+    ``default_database`` (a project's ``adw_database.py`` passes the one its
+    ``config.yml`` names), else ``orchestrator.db`` in the current folder.
+    ``postgresql://`` (or ``postgres://``) URLs select PostgreSQL;
+    ``sqlite:///`` URLs and plain paths select a SQLite file. On SQLite, each
+    connection runs in WAL mode with ``foreign_keys=ON``, the configured
+    ``busy_timeout`` (seconds) and ``synchronous`` level. Values are bound as
+    parameters, never formatted into SQL. UUIDs, timestamps and JSON are
+    stored as TEXT: ids are canonical time-ordered UUIDs (version 7), timestamps
+    one fixed UTC format (``2026-01-31T12:00:00.000000+00:00``, so text order
+    is time order), JSON compact UTF-8 that ``json_valid()`` accepts. Rows come
+    back as plain dicts with JSON decoded and timestamps as strings, on both
+    backends.
+
+Errors
+    ``DatabaseError`` is the root; ``ValidationError`` (also a ``ValueError``)
+    means bad input caught before any SQL ran, ``IntegrityError`` that the
+    database refused the write, ``SchemaError`` a missing or invalid schema file
+    or a database of a newer version; ``BusyError``, ``ConnectionLostError`` and
+    ``StatementTimeoutError`` are ``retryable``. Driver errors are kept as
+    ``__cause__``.
+
+PostgreSQL
+    Everything above is the store's interface, not SQLite's: values are held
+    to what PostgreSQL stores too (no NaN or Infinity in JSON, no NUL in text,
+    64-bit integers), SQL is built in one place per dialect (``dialect``), and
+    each backend (``sqlite_backend``, ``postgres_backend``) is the only module
+    that knows its driver. ``DatabaseManager("postgresql://user@host/db")``
+    stores the same rows in native UUID, TIMESTAMPTZ and JSONB columns through
+    an asyncpg pool (``pool=PoolSettings(...)`` sizes it; asyncpg is needed only
+    then: the ``postgres`` extra). ``orchestrator-store copy-to-postgres`` moves
+    an existing SQLite file there.
+
+``python -m orchestrator_store [--db PATH] [--demo]`` creates or opens a store
+and prints its path, schema version and rows per table (``orchestrator_store.demo``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from .backend import Backend
+from .dialect import Condition, SqlBuilder
+from .errors import (
+    NOT_CONNECTED,
+    BusyError,
+    ConnectionLostError,
+    DatabaseError,
+    IntegrityError,
+    NotConnectedError,
+    SchemaError,
+    StatementTimeoutError,
+    TransactionScopeError,
+    ValidationError,
+)
+from .ids import new_id
+from .json_codec import decode_json_columns, encode_json
+from .location import PoolSettings, redact_url, resolve_database
+from .models import (
+    AgentCostIncrement,
+    AgentCreate,
+    AgentLogCreate,
+    AgentLogQuery,
+    AgentQuery,
+    AgentUpdate,
+    OrchestratorAgentCreate,
+    OrchestratorAgentUpdate,
+    Page,
+    PromptCreate,
+    PromptQuery,
+    PromptUpdate,
+    RetentionAge,
+    SystemLogCreate,
+    SystemLogQuery,
+    TableScan,
+    canonical_uuid,
+    format_timestamp,
+    parse_input,
+    parse_rows,
+    utc_now,
+)
+from .ownership import Transaction
+from .reports import ReportQueries
+from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH, TABLES
+from .sqlite_backend import SQLiteBackend
+
+__all__ = [
+    "BusyError",
+    "ConnectionLostError",
+    "DatabaseError",
+    "DatabaseManager",
+    "IntegrityError",
+    "NotConnectedError",
+    "PoolSettings",
+    "SchemaError",
+    "StatementTimeoutError",
+    "Transaction",
+    "TransactionScopeError",
+    "ValidationError",
+]
+
+logger = logging.getLogger(__name__)
+
+JSON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "agents": ("context", "config"),
+    "agent_logs": ("details",),
+    "system_logs": ("details",),
+}
+# Foreign keys per table, to say which one a refused insert broke.
+REFERENCES: dict[str, dict[str, str]] = {
+    "agents": {"orchestrator_agent_id": "orchestrator_agents", "parent_agent_id": "agents"},
+    "prompts": {"agent_id": "agents"},
+    "agent_logs": {"agent_id": "agents"},
+}
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Row = dict[str, Any]
+
+
+def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backend:
+    """Imported here, so that the store works without asyncpg until a
+    PostgreSQL URL is used."""
+    try:
+        from .postgres_backend import PostgresBackend
+    except ImportError as exc:
+        if exc.name != "asyncpg":
+            raise
+        raise DatabaseError(
+            f"{redact_url(url)}: PostgreSQL needs the asyncpg driver, which is not "
+            "installed: `pip install asyncpg` (or `uv add asyncpg`)"
+        ) from exc
+    return PostgresBackend(url, schema_path=schema_path, pool=pool)
+
+
+class DatabaseManager(ReportQueries):
+    """Async access to the orchestrator store. See the module docstring."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        schema_path: str | os.PathLike[str] | None = None,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+        pool: PoolSettings | None = None,
+        default_database: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """``db_path``: a SQLite file path, a ``sqlite:///`` URL or a
+        ``postgresql://`` URL; when it is ``None``, ``$ORCHESTRATOR_DATABASE_URL``,
+        else ``$ORCHESTRATOR_DB_PATH``, else ``default_database`` (a project's
+        configured database), else ``orchestrator.db`` in the current folder.
+        ``busy_timeout`` and ``synchronous`` apply to SQLite, ``pool`` to PostgreSQL."""
+        database = resolve_database(db_path, default=default_database)
+        self._backend: Backend
+        if isinstance(database, Path):
+            self.db_path: Path | None = database
+            self.database_url: str | None = None
+            self.location = str(database)  # what reports show
+            self.schema_path = Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH
+            self._backend = SQLiteBackend(
+                database,
+                schema_path=self.schema_path,
+                busy_timeout=busy_timeout,
+                synchronous=synchronous,
+            )
+        else:
+            self.db_path = None
+            self.database_url = database
+            self.location = redact_url(database)
+            self.schema_path = (
+                Path(schema_path) if schema_path is not None else DEFAULT_POSTGRES_SCHEMA_PATH
+            )
+            self._backend = _postgres_backend(database, self.schema_path, pool or PoolSettings())
+        self._sql = SqlBuilder(self._backend.dialect)
+        self._closed = False
+
+    @property
+    def backend_name(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._backend.dialect.name
+
+    def __repr__(self) -> str:
+        state = "open" if self._backend.is_open else "closed" if self._closed else "new"
+        return f"<DatabaseManager {self.location!r} {state}>"
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def connect(self) -> None:
+        if not self._backend.is_open:
+            await self._backend.open()
+            self._closed = False
+
+    async def close(self) -> None:
+        if self._backend.is_open:
+            await self._backend.close()
+            self._closed = True
+
+    async def __aenter__(self) -> DatabaseManager:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Every write this task makes inside the block commits together at
+        exit, or none does if the block raises. Nested blocks are savepoints.
+
+        ``async with db.transaction() as tx`` gives a ``Transaction`` whose
+        ``committed`` says afterwards whether the writes are stored: the one
+        thing an exception cannot say when the task was cancelled while the
+        COMMIT ran (it finishes, then ``CancelledError`` propagates). The block
+        belongs to this task: tasks started inside it cannot write while it
+        is open (``TransactionScopeError``)."""
+        self._require_open()
+        return self._backend.transaction()
+
+    def _require_open(self) -> None:
+        if not self._backend.is_open:
+            if self._closed:
+                raise NotConnectedError(
+                    "the store is closed: call `await db.connect()` to reopen it"
+                )
+            raise NotConnectedError(NOT_CONNECTED)
+
+    async def schema_version(self) -> int:
+        self._require_open()
+        return await self._backend.schema_version()
+
+    async def count_rows(self) -> dict[str, int]:
+        """Rows per table, in schema order."""
+        self._require_open()
+        counts = {}
+        for table in TABLES:
+            rows = await self._backend.fetch_all(
+                f"SELECT count(*) AS n FROM {table}", (), table=table
+            )
+            counts[table] = int(rows[0]["n"])
+        return counts
+
+    # --- orchestrator_agents ---------------------------------------------------
+
+    async def create_orchestrator_agent(
+        self,
+        name: str,
+        description: str | None,
+        agent_type: str,
+        capabilities: str | None = None,
+        default_model: str | None = None,
+    ) -> str:
+        table = "orchestrator_agents"
+        data = self._parse(
+            OrchestratorAgentCreate,
+            table,
+            name=name,
+            description=description,
+            agent_type=agent_type,
+            capabilities=capabilities,
+            default_model=default_model,
+        )
+        now = utc_now()
+        row = {"id": new_id(), **data.model_dump(), "created_at": now, "updated_at": now}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_orchestrator_agent(self, agent_id: str) -> Row | None:
+        return await self._get("orchestrator_agents", agent_id)
+
+    async def list_orchestrator_agents(
+        self, *, limit: int | None = None, offset: int = 0
+    ) -> list[Row]:
+        table = "orchestrator_agents"
+        page = self._parse(Page, table, limit=limit, offset=offset)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    async def update_orchestrator_agent(self, agent_id: str, **fields: Any) -> bool:
+        table = "orchestrator_agents"
+        changes = self._parse_update(OrchestratorAgentUpdate, table, fields)
+        return await self._update(table, agent_id, {**changes, "updated_at": utc_now()})
+
+    async def delete_orchestrator_agent(self, agent_id: str) -> bool:
+        """Deletes the definition and, by cascade, its agents, prompts and logs."""
+        return await self._delete("orchestrator_agents", agent_id)
+
+    # --- agents ----------------------------------------------------------------
+
+    async def create_agent(
+        self,
+        orchestrator_agent_id: str,
+        session_id: str,
+        parent_agent_id: str | None = None,
+        status: str = "initializing",
+        context: Any = None,
+        config: Any = None,
+    ) -> str:
+        table = "agents"
+        data = self._parse(
+            AgentCreate,
+            table,
+            orchestrator_agent_id=orchestrator_agent_id,
+            session_id=session_id,
+            parent_agent_id=parent_agent_id,
+            status=status,
+            context=context,
+            config=config,
+        )
+        row = {"id": new_id(), **data.model_dump(), "started_at": utc_now()}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_agent(self, agent_id: str) -> Row | None:
+        return await self._get("agents", agent_id)
+
+    async def list_agents(
+        self,
+        session_id: str | None = None,
+        *,
+        orchestrator_agent_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Newest first."""
+        table = "agents"
+        query = self._parse(
+            AgentQuery,
+            table,
+            session_id=session_id,
+            orchestrator_agent_id=orchestrator_agent_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        filters = query.model_dump(include={"session_id", "orchestrator_agent_id", "status"})
+        return await self._select(table, filters, query, order_by="started_at", newest_first=True)
+
+    async def update_agent(self, agent_id: str, **fields: Any) -> bool:
+        """Fields: status, completed_at, cost_usd, error_message, context, config."""
+        table = "agents"
+        return await self._update(table, agent_id, self._parse_update(AgentUpdate, table, fields))
+
+    async def add_agent_cost(self, agent_id: str, cost_usd: float) -> bool:
+        """Add to an agent's cost in one statement: concurrent callers, in any
+        number of processes, never lose an increment. The total stays at most
+        ``MAX_COST_USD``: an increment that would pass it raises
+        ``ValidationError`` (field ``cost_usd``) and adds nothing; a missing
+        agent returns False."""
+        table = "agents"
+        data = self._parse(AgentCostIncrement, table, agent_id=agent_id, cost_usd=cost_usd)
+        sql = self._sql.increment_by_id(table, "cost_usd")
+        params = (data.cost_usd, data.agent_id, data.cost_usd, data.max_total)
+        logger.debug("add_agent_cost %s +%s", data.agent_id, data.cost_usd)
+        result = await self._backend.execute(sql, params, table=table)
+        if result.rowcount > 0:
+            return True
+        agent = await self._get(table, data.agent_id)
+        if agent is None:
+            return False
+        raise ValidationError(
+            f"agents.cost_usd: adding {data.cost_usd!r} to the agent's {agent['cost_usd']!r} "
+            f"would pass MAX_COST_USD ({data.max_total!r}); nothing was added",
+            table=table,
+            field="cost_usd",
+        )
+
+    async def delete_agent(self, agent_id: str) -> bool:
+        """Deletes the agent with its prompts and logs; its children lose their parent."""
+        return await self._delete("agents", agent_id)
+
+    # --- prompts ---------------------------------------------------------------
+
+    async def create_prompt(
+        self,
+        agent_id: str,
+        prompt_type: str,
+        prompt_text: str,
+        prompt_name: str | None = None,
+        status: str = "pending",
+        model_used: str | None = None,
+    ) -> str:
+        table = "prompts"
+        data = self._parse(
+            PromptCreate,
+            table,
+            agent_id=agent_id,
+            prompt_type=prompt_type,
+            prompt_text=prompt_text,
+            prompt_name=prompt_name,
+            status=status,
+            model_used=model_used,
+        )
+        row = {"id": new_id(), **data.model_dump(), "created_at": utc_now()}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_prompt(self, prompt_id: str) -> Row | None:
+        return await self._get("prompts", prompt_id)
+
+    async def list_prompts(
+        self,
+        agent_id: str | None = None,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Oldest first."""
+        table = "prompts"
+        query = self._parse(
+            PromptQuery, table, agent_id=agent_id, status=status, limit=limit, offset=offset
+        )
+        filters = query.model_dump(include={"agent_id", "status"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def update_prompt(self, prompt_id: str, **fields: Any) -> bool:
+        """Fields: response_text, status, model_used, tokens_input, tokens_output,
+        cost_usd, latency_ms, completed_at, error_message."""
+        table = "prompts"
+        return await self._update(table, prompt_id, self._parse_update(PromptUpdate, table, fields))
+
+    async def delete_prompt(self, prompt_id: str) -> bool:
+        return await self._delete("prompts", prompt_id)
+
+    # --- agent_logs (append-only) ----------------------------------------------
+
+    async def create_agent_log(
+        self,
+        agent_id: str,
+        log_level: str,
+        log_type: str,
+        message: str,
+        details: Any = None,
+    ) -> int:
+        table = "agent_logs"
+        data = self._parse(
+            AgentLogCreate,
+            table,
+            agent_id=agent_id,
+            log_level=log_level,
+            log_type=log_type,
+            message=message,
+            details=details,
+        )
+        return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
+
+    async def create_agent_logs(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert many agent logs, each a dict of ``create_agent_log``'s
+        parameters, in one transaction; return their ids in input order. Every
+        row is validated first: one bad row rejects the batch (the message names
+        its index) and nothing is written."""
+        return await self._insert_many("agent_logs", AgentLogCreate, rows)
+
+    async def get_agent_logs(
+        self,
+        agent_id: str,
+        log_level: str | None = None,
+        *,
+        log_type: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Oldest first; ``log_level`` matches exactly."""
+        table = "agent_logs"
+        query = self._parse(
+            AgentLogQuery,
+            table,
+            agent_id=agent_id,
+            log_level=log_level,
+            log_type=log_type,
+            limit=limit,
+        )
+        filters = query.model_dump(include={"agent_id", "log_level", "log_type"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def list_recent_agent_logs(self, limit: int = 100) -> list[Row]:
+        """Newest first."""
+        table = "agent_logs"
+        page = self._parse(Page, table, limit=limit)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    # --- system_logs (append-only) ---------------------------------------------
+
+    async def create_system_log(
+        self,
+        log_level: str,
+        component: str,
+        message: str,
+        details: Any = None,
+    ) -> int:
+        table = "system_logs"
+        data = self._parse(
+            SystemLogCreate,
+            table,
+            log_level=log_level,
+            component=component,
+            message=message,
+            details=details,
+        )
+        return await self._insert(table, {**data.model_dump(), "created_at": utc_now()})
+
+    async def create_system_logs(self, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Insert many system logs, each a dict of ``create_system_log``'s
+        parameters; see ``create_agent_logs``."""
+        return await self._insert_many("system_logs", SystemLogCreate, rows)
+
+    async def get_system_logs(
+        self,
+        log_level: str | None = None,
+        component: str | None = None,
+        *,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """Oldest first."""
+        table = "system_logs"
+        query = self._parse(
+            SystemLogQuery, table, log_level=log_level, component=component, limit=limit
+        )
+        filters = query.model_dump(include={"log_level", "component"})
+        return await self._select(table, filters, query, order_by="created_at")
+
+    async def list_recent_system_logs(self, limit: int = 100) -> list[Row]:
+        """Newest first."""
+        table = "system_logs"
+        page = self._parse(Page, table, limit=limit)
+        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+
+    # --- maintenance (reports are in adw_db_reports) ---------------------------
+
+    async def count_old_logs(self, days: float) -> dict[str, int]:
+        """Rows per log table that ``cleanup_old_logs(days)`` would delete now."""
+        cutoff = self._retention_cutoff(days)
+        self._require_open()
+        counts = {}
+        for table in ("agent_logs", "system_logs"):
+            sql = self._sql.count_matching(table, [Condition("created_at", "<")])
+            counts[table] = int(
+                (await self._backend.fetch_all(sql, (cutoff,), table=table))[0]["n"]
+            )
+        return counts
+
+    async def checkpoint(self) -> dict[str, int]:
+        """Fold the WAL into the database file and truncate it, waiting up to
+        ``busy_timeout`` while another connection checkpoints. Returns SQLite's
+        ``busy`` (1: an open read kept part of the WAL), ``wal_pages`` and
+        ``checkpointed_pages`` (both 0 once the WAL is truncated)."""
+        self._require_open()
+        return await self._backend.checkpoint()
+
+    async def storage(self) -> dict[str, int]:
+        """``file_bytes``, ``wal_bytes``, ``page_size``, ``page_count``,
+        ``freelist_count`` (pages freed by deletes, reused by later writes)."""
+        self._require_open()
+        return await self._backend.storage()
+
+    async def iter_rows(self, table: str, *, batch_size: int = 500) -> AsyncIterator[Row]:
+        """Every row of ``table`` in primary-key order, read ``batch_size`` rows
+        at a time (keyset pagination: memory stays flat however big the table).
+        Rows present for the whole scan appear exactly once; rows written during
+        it may or may not appear."""
+        scan = self._parse(TableScan, table, table=table, batch_size=batch_size)
+        self._require_open()
+        first = self._sql.select_matching(scan.table, [], limit=True)
+        after = self._sql.select_matching(scan.table, [Condition("id", ">")], limit=True)
+        page = await self._backend.fetch_all(first, (scan.batch_size,), table=scan.table)
+        while page:
+            for row in self._decode(scan.table, page):
+                yield row
+            if len(page) < scan.batch_size:
+                return
+            params = (page[-1]["id"], scan.batch_size)
+            page = await self._backend.fetch_all(after, params, table=scan.table)
+
+    # --- retention -------------------------------------------------------------
+
+    def _retention_cutoff(self, days: float) -> str:
+        age = self._parse(RetentionAge, "logs", days=days)
+        try:
+            return format_timestamp(datetime.now(UTC) - timedelta(days=age.days))
+        except OverflowError:  # further back than year 1: no log is that old, none matches
+            return format_timestamp(datetime.min.replace(tzinfo=UTC))
+
+    async def cleanup_old_logs(self, days: float) -> int:
+        """Delete agent and system logs older than ``days`` days, in one
+        transaction; return how many rows went."""
+        cutoff = self._retention_cutoff(days)
+        self._require_open()
+        deleted = 0
+        async with self._backend.transaction():
+            for table in ("agent_logs", "system_logs"):
+                sql = self._sql.delete_older_than(table, "created_at")
+                result = await self._backend.execute(sql, (cutoff,), table=table)
+                deleted += result.rowcount
+        logger.debug("cleanup_old_logs: %s rows older than %s deleted", deleted, cutoff)
+        return deleted
+
+    # --- the shared steps ------------------------------------------------------
+
+    def _parse(self, model: type[ModelT], table: str, /, **data: Any) -> ModelT:
+        return parse_input(model, table, data)
+
+    def _parse_update(
+        self, model: type[BaseModel], table: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        if not fields:
+            allowed = ", ".join(model.model_fields)
+            raise ValidationError(f"{table}: no fields to update (allowed: {allowed})", table=table)
+        parsed = self._parse(model, table, **fields)
+        return {name: getattr(parsed, name) for name in fields}
+
+    def _key(self, table: str, value: Any) -> str:
+        try:
+            return canonical_uuid(value)
+        except ValueError as exc:
+            raise ValidationError(f"{table}.id: {exc}", table=table, field="id") from None
+
+    def _encode(self, table: str, row: Mapping[str, Any]) -> list[Any]:
+        json_columns = JSON_COLUMNS.get(table, ())
+        return [
+            encode_json(value) if column in json_columns else value
+            for column, value in row.items()
+        ]
+
+    def _decode(self, table: str, rows: list[Row]) -> list[Row]:
+        return decode_json_columns(rows, JSON_COLUMNS.get(table, ()))
+
+    async def _insert(self, table: str, row: Mapping[str, Any]) -> int:
+        self._require_open()
+        sql = self._sql.insert(table, list(row))
+        logger.debug("insert into %s id=%s", table, row.get("id"))
+        try:
+            result = await self._backend.execute(sql, self._encode(table, row), table=table)
+        except IntegrityError as exc:
+            if exc.constraint == "foreign_key":
+                explained = await self._explain_missing_reference(table, row, exc)
+                raise explained from exc.__cause__  # keep the driver's exception as the cause
+            raise
+        return int(result.lastrowid or 0)
+
+    async def _insert_many(
+        self, table: str, model: type[BaseModel], rows: Iterable[Mapping[str, Any]]
+    ) -> list[int]:
+        if isinstance(rows, Mapping | str | bytes) or not isinstance(rows, Iterable):
+            raise ValidationError(
+                f"{table}: rows must be an iterable of dicts, got {type(rows).__name__}",
+                table=table,
+            )
+        rows = list(rows)
+        for index, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                raise ValidationError(
+                    f"{table}[{index}]: each row must be a dict, got {type(row).__name__}",
+                    table=table,
+                )
+        parsed = parse_rows(model, table, rows)
+        fields = list(model.model_fields)
+        json_positions = [fields.index(name) for name in JSON_COLUMNS.get(table, ())]
+        now = utc_now()  # one moment for the batch; ids keep the rows' order
+        params: list[list[Any]] = []
+        for data in parsed:
+            values = vars(data)  # the validated fields (the models have no serializers)
+            line = [values[name] for name in fields]
+            for position in json_positions:
+                line[position] = encode_json(line[position])
+            line.append(now)
+            params.append(line)
+        self._require_open()
+        if not params:
+            return []
+        logger.debug("insert %s rows into %s", len(params), table)
+        sql = self._sql.insert(table, [*fields, "created_at"])
+        return await self._backend.insert_many(sql, params, table=table)
+
+    async def _explain_missing_reference(
+        self, table: str, row: Mapping[str, Any], error: IntegrityError
+    ) -> IntegrityError:
+        for column, parent in REFERENCES.get(table, {}).items():
+            value = row.get(column)
+            if value is not None and await self._get(parent, value) is None:
+                return IntegrityError(
+                    f"{table}.{column}: no {parent} row has id {value!r}",
+                    table=table,
+                    field=column,
+                    constraint="foreign_key",
+                )
+        return error
+
+    async def _get(self, table: str, row_id: Any) -> Row | None:
+        key = self._key(table, row_id)
+        self._require_open()
+        rows = await self._backend.fetch_all(
+            self._sql.select(table, where=["id"]), (key,), table=table
+        )
+        return self._decode(table, rows)[0] if rows else None
+
+    async def _select(
+        self,
+        table: str,
+        filters: Mapping[str, Any],
+        page: Page,
+        *,
+        order_by: str,
+        newest_first: bool = False,
+    ) -> list[Row]:
+        self._require_open()
+        where = {column: value for column, value in filters.items() if value is not None}
+        params: list[Any] = list(where.values())
+        if page.limit is not None:
+            params.append(page.limit)
+        if page.offset:
+            params.append(page.offset)
+        sql = self._sql.select(
+            table,
+            where=list(where),
+            order_by=order_by,
+            newest_first=newest_first,
+            limit=page.limit is not None,
+            offset=bool(page.offset),
+        )
+        rows = await self._backend.fetch_all(sql, params, table=table)
+        return self._decode(table, rows)
+
+    async def _update(self, table: str, row_id: Any, changes: Mapping[str, Any]) -> bool:
+        key = self._key(table, row_id)
+        self._require_open()
+        sql = self._sql.update_by_id(table, list(changes))
+        logger.debug("update %s id=%s fields=%s", table, key, sorted(changes))
+        result = await self._backend.execute(sql, [*self._encode(table, changes), key], table=table)
+        return result.rowcount > 0
+
+    async def _delete(self, table: str, row_id: Any) -> bool:
+        key = self._key(table, row_id)
+        self._require_open()
+        logger.debug("delete from %s id=%s", table, key)
+        result = await self._backend.execute(self._sql.delete_by_id(table), (key,), table=table)
+        return result.rowcount > 0

@@ -1,0 +1,516 @@
+"""The write connection's own thread, with group commit.
+
+One thread owns one stdlib ``sqlite3`` connection (aiosqlite's design: a queue
+of jobs, results handed back to the event loop with ``call_soon_threadsafe``),
+so every write costs one thread hop. Two kinds of job:
+
+* ``call(fn)`` runs ``fn(connection)`` as is. The backend uses it for
+  ``transaction()`` statements, migrations and maintenance.
+* ``write(statement)`` is an autocommit write. Writes queued at the same time
+  share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit), and each caller
+  is answered only after that commit; consecutive single-row INSERTs of the
+  group run as one multi-row INSERT (``adw_db_coalesce``). A write that fails
+  does not undo the others: SQLite's default conflict resolution (ABORT) rolls
+  back just the failing statement (a merged INSERT that fails is run again row
+  by row, so that only the bad row's caller gets the error), and a statement
+  that runs many rows gets its own savepoint. Errors that make SQLite roll back
+  the whole transaction (disk full, I/O error) fail every write of the group,
+  since none of them was committed. A write queued alone runs as one
+  autocommit statement, which SQLite makes atomic by itself.
+
+While a ``call`` has left a transaction open (a task's ``transaction()``
+block), queued writes are held back and committed after it ends, so they never
+join another task's transaction.
+
+Cancellation: a job the thread has not taken yet can be withdrawn by its
+caller; one it has taken runs to its end. Both sides claim the job with one
+atomic ``list.pop`` (whoever pops first wins), so a cancelled caller always
+knows which happened. A cancelled ``write`` that was still queued is withdrawn
+and never runs; one already taken is committed (or fails) before the caller's
+``CancelledError`` propagates. A ``call`` is never withdrawn: the backend's
+statements (BEGIN, COMMIT, ROLLBACK, SAVEPOINT) must run in the order they
+were queued, and a caller that is cancelled first waits for its statement to
+finish, so that the connection's state is known when ``CancelledError``
+propagates.
+
+At most ``max_queued`` writes wait at a time; further callers wait for a slot
+(backpressure), so a burst of writers cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Generic, NamedTuple, TypeVar, cast
+
+from .backend import WriteResult
+from .coalesce import BATCH_ROWS, mergeable, merged_sql, runs
+
+__all__ = [
+    "BUSY_RETRIES",
+    "Statement",
+    "WriteResult",
+    "WriterThread",
+    "is_busy",
+    "retry_busy",
+    "run_statement",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+BUSY_RETRIES = 4
+MAX_GROUP = 1024  # writes per commit; bounds how long one commit holds the lock
+_BUSY, _LOCKED = 5, 6
+
+
+def is_busy(exc: BaseException) -> bool:
+    """ "database is locked" or "table is locked" (primary codes 5 and 6)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.OperationalError) and code in (_BUSY, _LOCKED)
+
+
+def retry_busy(attempt: Callable[[], T], name: str) -> T:
+    """``attempt()``, tried again on "database is locked". SQLite already
+    waited ``busy_timeout`` inside each try; a few more tries with jitter let
+    contending processes spread out."""
+    for tries in range(1, BUSY_RETRIES):
+        try:
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            delay = random.uniform(0.005, 0.05) * tries
+            logger.debug("%s: busy (try %s), retrying in %.3fs", name, tries, delay)
+            time.sleep(delay)
+    return attempt()  # the last try: its error is the caller's
+
+
+class Statement(NamedTuple):  # a tuple: one is made per write, on the event loop
+    """One write: ``params`` is one row, or with ``many`` a sequence of rows."""
+
+    sql: str
+    params: Sequence[Any]
+    many: bool = False
+
+
+@dataclass
+class _Job(Generic[T]):
+    future: asyncio.Future[T]
+    # [True] until the thread takes the job or its caller withdraws it: see ``_claim``.
+    unclaimed: list[bool] = field(default_factory=lambda: [True], kw_only=True)
+    # The outcome, kept when it arrived after the caller stopped awaiting ``future``.
+    late: tuple[Any, BaseException | None] | None = field(default=None, kw_only=True)
+
+
+@dataclass
+class _Call(_Job[Any]):
+    fn: Callable[[sqlite3.Connection], Any] = field(kw_only=True)
+
+
+@dataclass
+class _Write(_Job[WriteResult]):
+    statement: Statement = field(kw_only=True)
+
+
+_Outcome = tuple[_Job[Any], Any, BaseException | None]
+_STOP = None
+
+
+def _claim(job: _Job[Any]) -> bool:
+    """Take ``job`` for the thread, or withdraw it for its caller: true for
+    whichever side asks first. ``list.pop`` is atomic, so the writer thread
+    and the event loop never both win."""
+    try:
+        job.unclaimed.pop()
+    except IndexError:
+        return False
+    return True
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    """On the event loop: answer each caller. A caller that was cancelled
+    no longer awaits its future; its outcome is kept on the job instead (a
+    cancelled await must not crash the thread or the loop)."""
+    for job, result, error in outcomes:
+        future = job.future
+        if future.done():
+            job.late = (result, error)
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+async def _outcome_after_cancel(job: _Job[T]) -> T:
+    """The outcome of a job its caller was cancelled while awaiting: waits,
+    however often the caller is cancelled again, until the thread answers."""
+    loop = asyncio.get_running_loop()
+    while job.late is None and not (job.future.done() and not job.future.cancelled()):
+        if job.future.done():  # cancelled: the thread answers on a fresh future
+            job.future = loop.create_future()
+        with suppress(asyncio.CancelledError, Exception):  # the outcome is read below
+            await asyncio.shield(job.future)
+    if job.late is None:
+        return job.future.result()
+    result, error = job.late
+    if error is not None:
+        raise error
+    return cast(T, result)
+
+
+def run_statement(connection: sqlite3.Connection, statement: Statement) -> WriteResult:
+    """Run one write; a many-row statement is all or nothing (its own savepoint),
+    and reports the id of its last row."""
+    if not statement.many:
+        cursor = connection.execute(statement.sql, statement.params)
+        return WriteResult(cursor.rowcount, cursor.lastrowid)
+    connection.execute("SAVEPOINT adw_many")
+    try:
+        rowcount = _run_rows(connection, statement.sql, statement.params)
+        connection.execute("RELEASE adw_many")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK TO adw_many")
+            connection.execute("RELEASE adw_many")
+        raise
+    last = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
+    return WriteResult(rowcount, int(last))
+
+
+def _run_rows(connection: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """``executemany``, but a single-row INSERT runs as multi-row INSERTs
+    (fewer, larger statements: about twice as fast)."""
+    if not mergeable(sql):
+        return int(connection.executemany(sql, rows).rowcount)
+    changed = 0
+    for piece in runs(rows, lambda _row: sql, max_rows=BATCH_ROWS):
+        params = [value for row in piece for value in row]
+        changed += connection.execute(merged_sql(sql, len(piece)), params).rowcount
+    return changed
+
+
+def _mergeable_sql(write: _Write) -> str | None:
+    return None if write.statement.many else write.statement.sql
+
+
+def _hand_back(loop: asyncio.AbstractEventLoop, outcomes: list[_Outcome]) -> None:
+    try:
+        loop.call_soon_threadsafe(_deliver, outcomes)
+    except RuntimeError:  # the loop is closed: nobody is left to answer
+        logger.debug("event loop closed; %s result(s) dropped", len(outcomes))
+
+
+def _closed_error() -> sqlite3.ProgrammingError:
+    return sqlite3.ProgrammingError("Cannot operate on a closed database.")
+
+
+class WriterThread:
+    """Runs jobs on one connection in its own thread; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_queued: int = 4096,
+        after_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self._name = name
+        self._after_commit = after_commit  # on the thread, after each group and call
+        self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
+        self._max_queued = max_queued
+        self._has_room = asyncio.Event()
+        self._has_room.set()
+        self._queued_writes = 0
+        self._connection: sqlite3.Connection | None = None
+        self._held_back: list[_Write] = []
+        self._thread: threading.Thread | None = None
+        self._closing = False  # set on the loop, so no job is queued behind the stop
+        self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
+
+    async def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        """Start the thread and open the connection on it; if opening fails,
+        the thread has ended by the time this raises."""
+        loop = asyncio.get_running_loop()
+        opened: asyncio.Future[None] = loop.create_future()
+        self._ended = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(connect, opened), name=self._name, daemon=True
+        )
+        self._thread.start()
+        try:
+            await asyncio.shield(opened)
+        except BaseException:
+            await self._join()
+            raise
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the thread and return what it returns.
+        If the caller is cancelled, ``fn`` still runs, and ``CancelledError``
+        propagates once it has."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        job = _Call(future, fn=fn)
+        self._put(job)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            with suppress(Exception):
+                await _outcome_after_cancel(job)
+            raise
+
+    @property
+    def queued_writes(self) -> int:
+        """Writes queued or running now (never more than ``max_queued``)."""
+        return self._queued_writes
+
+    async def write(self, statement: Statement) -> WriteResult:
+        """Run one autocommit write; return once it is committed. Waits for
+        room first when ``max_queued`` writes are already queued."""
+        while self._queued_writes >= self._max_queued:
+            await self._has_room.wait()
+        self._queued_writes += 1
+        if self._queued_writes >= self._max_queued:
+            self._has_room.clear()
+        try:
+            future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+            job = _Write(future, statement=statement)
+            self._put(job)
+            try:
+                return await future
+            except asyncio.CancelledError:
+                if not _claim(job):  # taken: it commits or fails before we go
+                    with suppress(Exception):
+                        await _outcome_after_cancel(job)
+                raise
+        finally:
+            self._queued_writes -= 1
+            self._has_room.set()
+
+    def _put(self, job: _Call | _Write) -> None:
+        if self._thread is None or self._closing:
+            raise _closed_error()
+        self._jobs.put(job)
+
+    async def stop(self, before_close: Callable[[sqlite3.Connection], None]) -> None:
+        """Finish queued jobs, run ``before_close`` on the connection, close it
+        and end the thread. Safe to call after a failed start."""
+        if self._thread is None or self._closing:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._put(_Call(future, fn=before_close))
+        self._closing = True
+        self._jobs.put(_STOP)
+        try:
+            await asyncio.shield(future)
+        except Exception:  # closing goes on whatever the last job did
+            logger.exception("%s: error before closing the write connection", self._name)
+        finally:
+            await self._join()
+
+    async def _join(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None and self._ended is not None:
+            await asyncio.shield(self._ended)
+            thread.join()  # the thread has handed back its last result: it is ending
+
+    # --- on the thread ---------------------------------------------------------
+
+    def _run(self, connect: Callable[[], sqlite3.Connection], opened: asyncio.Future[None]) -> None:
+        assert self._ended is not None
+        try:
+            self._connection = connect()
+        except BaseException as exc:
+            ended = _Job(self._ended)
+            _hand_back(opened.get_loop(), [(_Job(opened), None, exc), (ended, None, None)])
+            return
+        _hand_back(opened.get_loop(), [(_Job(opened), None, None)])
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is _STOP:
+                    return
+                if isinstance(job, _Call):
+                    self._run_call(job)
+                    continue
+                writes = [job]
+                following = self._take_more_writes(writes)
+                self._commit_or_hold_back(writes)
+                if following is not None:
+                    self._run_call(following)
+        finally:
+            self._shut_down()
+
+    def _take_more_writes(self, writes: list[_Write]) -> _Call | None:
+        """Add the writes already queued to ``writes``; return the first call
+        met on the way (it runs after the group), or the stop sentinel."""
+        while len(writes) < MAX_GROUP and not self._jobs.empty():
+            job = self._jobs.get_nowait()  # only this thread takes jobs: one is there
+            if job is _STOP:
+                self._jobs.put(_STOP)  # seen again by the loop after the group
+                return None
+            if isinstance(job, _Call):
+                return job
+            writes.append(job)
+        return None
+
+    def _run_call(self, job: _Call) -> None:
+        _claim(job)  # a call is never withdrawn; claimed all the same, for one rule
+        try:
+            result = job.fn(self._require_connection())
+            outcome: _Outcome = (job, result, None)
+        except BaseException as exc:  # handed to the caller, never raised here
+            outcome = (job, None, exc)
+        _hand_back(job.future.get_loop(), [outcome])
+        if self._connection is not None and not self._in_transaction():
+            self._housekeeping(self._connection)  # the call may have committed
+        if self._held_back and not self._in_transaction():
+            held, self._held_back = self._held_back, []
+            for start in range(0, len(held), MAX_GROUP):
+                self._commit_group(held[start : start + MAX_GROUP])
+
+    def _in_transaction(self) -> bool:
+        return self._connection is not None and self._connection.in_transaction
+
+    def _require_connection(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise _closed_error()
+        return self._connection
+
+    def _commit_or_hold_back(self, writes: list[_Write]) -> None:
+        if self._in_transaction():
+            self._held_back.extend(writes)
+        else:
+            self._commit_group(writes)
+
+    def _commit_group(self, writes: list[_Write]) -> None:
+        # A caller that withdrew its write (cancelled) before this does not get it.
+        writes = [write for write in writes if _claim(write)]
+        if not writes:
+            return
+        try:
+            connection = self._require_connection()
+            if len(writes) == 1 and not writes[0].statement.many:
+                self._answer([self._write_alone(connection, writes[0])])
+                self._housekeeping(connection)
+                return
+            self._begin_immediate(connection)
+        except sqlite3.Error as exc:
+            self._answer([(write, None, exc) for write in writes])
+            return
+        outcomes: list[_Outcome] = []
+        remaining: list[_Write] = []
+        for piece in runs(writes, _mergeable_sql):
+            outcomes += self._run_piece(connection, piece)
+            if not connection.in_transaction:
+                # SQLite rolled the whole transaction back (disk full, I/O
+                # error): nothing before this write was committed either.
+                error = next(error for _, _, error in reversed(outcomes) if error is not None)
+                outcomes = [(write, None, error) for write, _, _ in outcomes]
+                remaining = writes[len(outcomes) :]
+                break
+        else:
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(connection)
+                outcomes = [(write, None, error or exc) for write, _, error in outcomes]
+        self._answer(outcomes)
+        self._housekeeping(connection)
+        if remaining:
+            self._commit_group(remaining)
+
+    def _write_alone(self, connection: sqlite3.Connection, write: _Write) -> _Outcome:
+        """One statement in autocommit mode: the same lock and the same atomic
+        commit as a group of one, without two more statements."""
+        try:
+            result = retry_busy(lambda: run_statement(connection, write.statement), self._name)
+        except sqlite3.Error as exc:
+            return (write, None, exc)
+        return (write, result, None)
+
+    def _run_piece(self, connection: sqlite3.Connection, piece: Sequence[_Write]) -> list[_Outcome]:
+        """Run one piece of a group (see ``runs``): several writes as one
+        merged INSERT, or one by one. Stops early if the transaction is lost."""
+        if len(piece) > 1:
+            params = [value for write in piece for value in write.statement.params]
+            try:
+                last = connection.execute(merged_sql(piece[0].statement.sql, len(piece)), params)
+            except sqlite3.Error as exc:
+                if not connection.in_transaction:  # none of them was written
+                    return [(write, None, exc) for write in piece]
+                # ABORT undid the whole statement; the rows one by one tell
+                # which caller's row was refused.
+            else:
+                first_id = (last.lastrowid or 0) - len(piece) + 1  # one writer: consecutive ids
+                return [
+                    (write, WriteResult(1, first_id + index), None)
+                    for index, write in enumerate(piece)
+                ]
+        outcomes: list[_Outcome] = []
+        for write in piece:
+            try:
+                outcomes.append((write, run_statement(connection, write.statement), None))
+            except sqlite3.Error as exc:
+                outcomes.append((write, None, exc))
+                if not connection.in_transaction:
+                    break
+        return outcomes
+
+    def _housekeeping(self, connection: sqlite3.Connection) -> None:
+        if self._after_commit is not None:
+            try:
+                self._after_commit(connection)
+            except sqlite3.Error:
+                logger.exception("%s: housekeeping after a commit failed", self._name)
+
+    def _answer(self, outcomes: list[_Outcome]) -> None:
+        if len(outcomes) == 1:
+            _hand_back(outcomes[0][0].future.get_loop(), outcomes)
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].future.get_loop(), []).append(outcome)
+        for loop, answered in by_loop.items():  # one wake-up per loop and group
+            _hand_back(loop, answered)
+
+    def _begin_immediate(self, connection: sqlite3.Connection) -> None:
+        retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"), self._name)
+
+    @staticmethod
+    def _rollback(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except sqlite3.Error:
+                logger.exception("rollback of a write group failed")
+
+    def _shut_down(self) -> None:
+        """Fail whatever is still queued, then close the connection."""
+        leftovers: list[_Call | _Write] = list(self._held_back)
+        self._held_back = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                leftovers.append(job)
+        for job in leftovers:
+            if _claim(job):  # a withdrawn write has nobody waiting for it
+                _hand_back(job.future.get_loop(), [(job, None, _closed_error())])
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except sqlite3.Error:
+                logger.exception("%s: closing the write connection failed", self._name)
+        if self._ended is not None:
+            _hand_back(self._ended.get_loop(), [(_Job(self._ended), None, None)])

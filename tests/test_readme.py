@@ -1,0 +1,54 @@
+"""The README's example runs as written (against a file in tmp_path)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestrator_store import manager
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_example() -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 1, "the README holds one Python example"
+    return blocks[0]
+
+
+def test_readme_example_runs_and_prints_what_it_promises(tmp_path: Path) -> None:
+    db_file = tmp_path / "readme.db"
+    code = _python_example().replace('"orchestrator.db"', repr(str(db_file)))
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "orchestrator_agents: UNIQUE constraint failed: orchestrator_agents.name"
+    agents = ast.literal_eval(lines[1])  # the printed list of agent rows
+    assert [agent["status"] for agent in agents] == ["completed"]
+    assert agents[0]["cost_usd"] == 0.0061
+    assert agents[0]["context"] == {"issue": 14}
+    assert db_file.exists()
+
+
+def test_readme_lists_the_bounds_and_the_error_classes() -> None:
+    from test_models import BOUNDS
+
+    text = README.read_text(encoding="utf-8")
+    for name in BOUNDS:
+        assert f"`{name}`" in text, name
+    errors = [name for name in manager.__all__ if name.endswith("Error")]
+    for name in errors:
+        assert f"`{name}`" in text, name
