@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_DB_PATH",
     "POOL_URL_PARAMETERS",
     "POSTGRES_SCHEMES",
+    "SIDE_FILE_SUFFIXES",
     "SQLITE_SCHEME",
     "PoolSettings",
     "is_postgres_url",
@@ -53,6 +54,8 @@ __all__ = [
 # The file a store opens when nothing names one: in the current folder, or in the
 # project root when the project's adw_database.py passes its configured default.
 DEFAULT_DB_PATH = "orchestrator.db"
+# The files SQLite keeps beside a database file, named after it.
+SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
 # Environment variables that name the store at run time; the URL wins over the path.
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 DB_PATH_ENV = "ORCHESTRATOR_DB_PATH"

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 
 import pytest
-from tac_bootstrap.application.scaffold_service import REGISTRY, apply_plan, build_plan
+from tac_bootstrap.application.scaffold_service import (
+    WriteMode,
+    apply_plan,
+    build_plan,
+    render_files,
+)
 from tac_bootstrap.domain.config import DatabaseConfig, ProjectConfig
 from tac_bootstrap.domain.errors import TacBootstrapError
 from tac_bootstrap.domain.plan import Action, Plan
@@ -26,16 +31,19 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_first_run_creates_every_registered_file(project: Path) -> None:
+def test_first_run_creates_every_file(project: Path) -> None:
+    """A folder without pyproject.toml: every file is created, and no pyproject.toml."""
+    expected = [r for r in render_files(DEFAULT) if r.mode is not WriteMode.MANAGED_ENTRIES]
     plan = build_plan(DEFAULT, project)
     assert set(actions(plan).values()) == {Action.CREATE}
-    assert len(plan.files) == len(REGISTRY)
+    assert [f.target for f in plan.files] == [r.target for r in expected]
 
     written = apply_plan(plan)
 
-    assert len(written) == len(REGISTRY)
-    for entry in REGISTRY:
-        assert (project / entry.target).is_file()
+    assert len(written) == len(expected)
+    for rendered in expected:
+        assert (project / rendered.target).is_file()
+    assert not (project / "pyproject.toml").exists()
 
 
 def test_second_run_is_identical_and_touches_nothing(project: Path) -> None:

@@ -11,8 +11,12 @@ from typer.testing import CliRunner
 
 
 def normalised(text: str) -> list[str]:
-    """Output with the parts that change per run (folders, session ids, agent ids) masked."""
+    """Output with the parts that change per run (folders, session ids, agent ids, the
+    tests' time) and the number of the package's files (its modules come and go) masked."""
     text = re.sub(r"/\S*demo_project", "<DIR>", text)
+    text = re.sub(r"\(\d+ files\)", "(<N> files)", text)
+    text = re.sub(r"^\d+ file\(s\) written", "<N> file(s) written", text, flags=re.M)
+    text = re.sub(r"passed in [\d.]+s", "passed in <T>", text)
     text = re.sub(r"demo_\d{8}_\d{6}_[0-9a-f]{6}", "<SESSION>", text)
     text = re.sub(r"agent [0-9a-f]{8}", "agent <ID>", text)
     return text.splitlines()

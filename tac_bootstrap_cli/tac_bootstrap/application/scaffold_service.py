@@ -1,4 +1,9 @@
-"""The registry of what is rendered where, building a plan, and applying it."""
+"""What is written where, building a plan, and applying it.
+
+Each file a project receives has one source (see ``infrastructure/sources.py``): a
+template where a value from ``config.yml`` is rendered, otherwise the file itself,
+read at render time from the installed store package or this repository's ``adws/``.
+"""
 
 from __future__ import annotations
 
@@ -12,120 +17,109 @@ from tac_bootstrap.domain.plan import Action, Plan, PlannedFile
 from tac_bootstrap.infrastructure.atomic_write import write_atomic
 from tac_bootstrap.infrastructure.config_file import CONFIG_FILE_NAME
 from tac_bootstrap.infrastructure.managed_block import merge_block
+from tac_bootstrap.infrastructure.pyproject_edit import StoreRequirements, merge_pyproject
 from tac_bootstrap.infrastructure.safe_paths import resolve_inside
+from tac_bootstrap.infrastructure.sources import (
+    STORE_DISTRIBUTION,
+    StoreMetadata,
+    base_file,
+    store_files,
+)
 from tac_bootstrap.infrastructure.template_repository import TEMPLATE_SUFFIX, TemplateRepository
 
 __all__ = [
-    "BASE_DIRS",
-    "BASE_ONLY",
-    "REGISTRY",
-    "TemplateEntry",
+    "BASE_FILES",
+    "PYPROJECT",
+    "SEED_TEMPLATE",
+    "STORE_NEEDS",
+    "VENDOR_DIR",
+    "RenderedFile",
     "WriteMode",
     "apply_plan",
     "build_plan",
     "database_files",
-    "render_registry",
+    "render_files",
 ]
 
 
 class WriteMode(Enum):
     WHOLE_FILE = "whole file"  # the file is ours: any difference is a conflict
     MANAGED_BLOCK = "managed block"  # only a fenced block in a user's file is ours
+    MANAGED_ENTRIES = "managed entries"  # only some entries of the user's pyproject.toml
 
 
 @dataclass(frozen=True)
-class TemplateEntry:
-    template: str  # path under tac_bootstrap/templates/
-    target: PurePosixPath  # path in the generated project
+class RenderedFile:
+    target: PurePosixPath  # path in the project
+    content: bytes
     mode: WriteMode = WriteMode.WHOLE_FILE
+    group: PurePosixPath | None = None  # the vendored folder it belongs to, if any
 
 
-# The folders of the BASE (this repository's adws/) that every project gets a copy of.
-BASE_DIRS = ("adws/adw_modules", "adws/schema", "adws/adw_tests")
-
-# BASE files that stay in this repository, with the reason.
-BASE_ONLY = {
-    "adws/adw_tests/test_readme.py": "runs this repository's README example; "
-    "projects have their own README",
-}
-
-# BEGIN BASE templates (written by scripts/sync_templates.py; do not edit by hand)
-BASE_TEMPLATES = (
-    "adws/adw_modules/adw_database.py",
-    "adws/adw_modules/adw_db_backend.py",
-    "adws/adw_modules/adw_db_checkpointer.py",
-    "adws/adw_modules/adw_db_coalesce.py",
-    "adws/adw_modules/adw_db_copy.py",
-    "adws/adw_modules/adw_db_errors.py",
-    "adws/adw_modules/adw_db_ids.py",
-    "adws/adw_modules/adw_db_location.py",
-    "adws/adw_modules/adw_db_ownership.py",
-    "adws/adw_modules/adw_db_postgres.py",
-    "adws/adw_modules/adw_db_reports.py",
-    "adws/adw_modules/adw_db_schema.py",
-    "adws/adw_modules/adw_db_shield.py",
-    "adws/adw_modules/adw_db_sql.py",
-    "adws/adw_modules/adw_db_sqlite.py",
-    "adws/adw_modules/adw_db_writer.py",
-    "adws/adw_modules/adw_store_cli.py",
-    "adws/adw_modules/adw_store_cli_render.py",
-    "adws/adw_modules/orch_database_models.py",
-    "adws/schema/schema_orchestrator.sql",
-    "adws/schema/schema_orchestrator_postgres.sql",
-    "adws/adw_tests/conftest.py",
-    "adws/adw_tests/pg_testing.py",
-    "adws/adw_tests/realistic_session.py",
-    "adws/adw_tests/test_batch_writes.py",
-    "adws/adw_tests/test_cancellation.py",
-    "adws/adw_tests/test_checkpointer.py",
-    "adws/adw_tests/test_cli.py",
-    "adws/adw_tests/test_cli_safety.py",
-    "adws/adw_tests/test_close.py",
-    "adws/adw_tests/test_coalesced_writes.py",
-    "adws/adw_tests/test_concurrency.py",
-    "adws/adw_tests/test_crud.py",
-    "adws/adw_tests/test_faults.py",
-    "adws/adw_tests/test_files_and_schema.py",
-    "adws/adw_tests/test_group_commit.py",
-    "adws/adw_tests/test_ids.py",
-    "adws/adw_tests/test_models.py",
-    "adws/adw_tests/test_module_docs.py",
-    "adws/adw_tests/test_pgbouncer.py",
-    "adws/adw_tests/test_postgres.py",
-    "adws/adw_tests/test_processes_under_load.py",
-    "adws/adw_tests/test_properties.py",
-    "adws/adw_tests/test_public_api_errors.py",
-    "adws/adw_tests/test_reports.py",
-    "adws/adw_tests/test_validation.py",
-    "adws/adw_tests/test_wal_housekeeping.py",
+# The seed module: the one file that takes values (database.path, database.url).
+SEED_TEMPLATE = PurePosixPath("adws/adw_modules/adw_database.py")
+# BASE files a project receives unchanged, from this repository's adws/.
+BASE_FILES = (
+    PurePosixPath("adws/adw_modules/orch_database_models.py"),
+    PurePosixPath("adws/adw_tests/test_store_smoke.py"),
 )
-# END BASE templates
-
-REGISTRY: tuple[TemplateEntry, ...] = (
-    *(TemplateEntry(path + TEMPLATE_SUFFIX, PurePosixPath(path)) for path in BASE_TEMPLATES),
-    TemplateEntry(
-        ".gitignore" + TEMPLATE_SUFFIX, PurePosixPath(".gitignore"), WriteMode.MANAGED_BLOCK
-    ),
+# The spec's schema file: the store's own, from the package.
+SCHEMA_FILE = PurePosixPath("adws/schema/schema_orchestrator.sql")
+SCHEMA_SOURCE = PurePosixPath("orchestrator_store/sql/schema_orchestrator.sql")
+# The store's package, vendored: a folder uv installs (editable) into the project.
+VENDOR_DIR = PurePosixPath("adws/vendor/orchestrator-store")
+PYPROJECT = PurePosixPath("pyproject.toml")
+STORE_NEEDS = StoreRequirements(
+    distribution=STORE_DISTRIBUTION,
+    requirement=f"{STORE_DISTRIBUTION}[cli]",  # the inspection command line comes with it
+    vendored_at=str(VENDOR_DIR),
+    dev_requirements=("pytest>=8",),  # for the rendered smoke suite
 )
 
 
-def render_registry(
+def render_files(
     config: ProjectConfig,
     repository: TemplateRepository | None = None,
     *,
     project_root: Path | None = None,
-) -> list[tuple[TemplateEntry, str]]:
-    """Every registered template rendered with ``config``, in registry order.
+) -> list[RenderedFile]:
+    """Every file a project receives, in the order the plan lists them.
 
     ``project_root`` is the folder rendered into: it places a database file given by an
     absolute path (or one that leaves and re-enters the project) for ``.gitignore``.
+    ``pyproject.toml`` is listed with the store's entries only; ``build_plan`` merges
+    them into the project's file, if it has one.
     """
     repository = repository or TemplateRepository()
-    files = database_files(config, project_root)
-    return [
-        (entry, repository.render(entry.template, config=config, database_files=files))
-        for entry in REGISTRY
+    package = store_files()
+    schema = dict(package)[SCHEMA_SOURCE]
+    files = [
+        RenderedFile(SEED_TEMPLATE, _render(repository, SEED_TEMPLATE, config=config)),
+        *(RenderedFile(path, base_file(path)) for path in BASE_FILES),
+        RenderedFile(SCHEMA_FILE, schema),
+        *(RenderedFile(VENDOR_DIR / path, content, group=VENDOR_DIR) for path, content in package),
+        RenderedFile(
+            VENDOR_DIR / PYPROJECT,
+            _render(repository, VENDOR_DIR / PYPROJECT, store=StoreMetadata.installed()),
+            group=VENDOR_DIR,
+        ),
+        RenderedFile(PYPROJECT, b"", WriteMode.MANAGED_ENTRIES),
+        RenderedFile(
+            PurePosixPath(".gitignore"),
+            _render(
+                repository,
+                PurePosixPath(".gitignore"),
+                config=config,
+                database_files=database_files(config, project_root),
+            ),
+            WriteMode.MANAGED_BLOCK,
+        ),
     ]
+    return files
+
+
+def _render(repository: TemplateRepository, target: PurePosixPath, **context: object) -> bytes:
+    return repository.render(str(target) + TEMPLATE_SUFFIX, **context).encode()
 
 
 def database_files(config: ProjectConfig, project_root: Path | None = None) -> list[str]:
@@ -166,12 +160,17 @@ def build_plan(
     files: list[PlannedFile] = []
     if config_file is not None:
         files.append(_plan_config_file(output_dir, config_file))
-    for entry, text in render_registry(config, repository, project_root=output_dir):
-        destination = resolve_inside(output_dir, entry.target)
-        if entry.mode is WriteMode.MANAGED_BLOCK:
-            files.append(_plan_block(entry.target, destination, text, force))
+    for rendered in render_files(config, repository, project_root=output_dir):
+        destination = resolve_inside(output_dir, rendered.target)
+        if rendered.mode is WriteMode.MANAGED_BLOCK:
+            files.append(_plan_block(rendered.target, destination, rendered.content, force))
+        elif rendered.mode is WriteMode.MANAGED_ENTRIES:
+            planned = _plan_pyproject(rendered.target, destination, force)
+            if planned is not None:
+                files.append(planned)
         else:
-            files.append(_plan_whole_file(entry.target, destination, text.encode(), force))
+            planned = _plan_whole_file(rendered.target, destination, rendered.content, force)
+            files.append(planned if rendered.group is None else planned.in_group(rendered.group))
     return Plan(output_dir=output_dir, files=tuple(files))
 
 
@@ -210,21 +209,41 @@ def _plan_whole_file(
     return PlannedFile(target, destination, action, content)
 
 
-def _plan_block(target: PurePosixPath, destination: Path, block: str, force: bool) -> PlannedFile:
+def _plan_block(target: PurePosixPath, destination: Path, block: bytes, force: bool) -> PlannedFile:
     existing = _read_existing(target, destination)
     if existing is None:
-        return PlannedFile(target, destination, Action.CREATE, block.encode())
-    try:
-        text = existing.decode()
-    except UnicodeDecodeError as exc:
-        raise TacBootstrapError(f"{target}: not UTF-8 text, cannot add our block") from exc
-    merged = merge_block(text, block)
+        return PlannedFile(target, destination, Action.CREATE, block)
+    merged = merge_block(_text(target, existing, "cannot add our block"), block.decode())
     actions = {
         "absent": Action.UPDATE,
         "same": Action.IDENTICAL,
         "different": Action.OVERWRITE if force else Action.CONFLICT,
     }
     return PlannedFile(target, destination, actions[merged.state], merged.text.encode())
+
+
+def _plan_pyproject(target: PurePosixPath, destination: Path, force: bool) -> PlannedFile | None:
+    """The store's entries merged into the project's ``pyproject.toml``; ``None`` when the
+    project has none (the command then says what to run instead)."""
+    existing = _read_existing(target, destination)
+    if existing is None:
+        return None
+    merged = merge_pyproject(_text(target, existing, "cannot add the store to it"), STORE_NEEDS)
+    actions = {
+        "absent": Action.UPDATE,
+        "same": Action.IDENTICAL,
+        "different": Action.OVERWRITE if force else Action.CONFLICT,
+    }
+    return PlannedFile(
+        target, destination, actions[merged.state], merged.text.encode(), merged.differences
+    )
+
+
+def _text(target: PurePosixPath, content: bytes, consequence: str) -> str:
+    try:
+        return content.decode()
+    except UnicodeDecodeError as exc:
+        raise TacBootstrapError(f"{target}: not UTF-8 text, {consequence}") from exc
 
 
 def _read_existing(target: PurePosixPath, destination: Path) -> bytes | None:

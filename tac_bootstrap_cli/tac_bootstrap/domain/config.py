@@ -9,6 +9,13 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator_store.location import (
+    DEFAULT_DB_PATH,
+    POSTGRES_SCHEMES,
+    SIDE_FILE_SUFFIXES,
+    SQLITE_SCHEME,
+)
+
 __all__ = [
     "DEFAULT_DB_PATH",
     "DatabaseConfig",
@@ -16,17 +23,11 @@ __all__ = [
     "project_relative",
 ]
 
-DEFAULT_DB_PATH = "orchestrator.db"
-
-
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-SQLITE_SCHEME = "sqlite:///"
+# The store's own: the schemes its URLs take, and its default file (orchestrator_store.location).
 DATABASE_URL_SCHEMES = (*POSTGRES_SCHEMES, SQLITE_SCHEME)
 
 # The longest file or folder name most file systems take (ext4, APFS, NTFS: 255 bytes).
 NAME_MAX = 255
-# SQLite keeps these beside the database file, named after it.
-SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
 _LONGEST_SUFFIX = max(len(suffix) for suffix in SIDE_FILE_SUFFIXES)
 
 

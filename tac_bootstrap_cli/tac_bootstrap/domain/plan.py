@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 
@@ -28,6 +28,11 @@ class PlannedFile:
     destination: Path  # absolute, checked to lie inside the output folder
     action: Action
     content: bytes
+    notes: tuple[str, ...] = ()  # why a managed file conflicts, shown under its line
+    group: PurePosixPath | None = None  # a vendored folder the plan may show as one line
+
+    def in_group(self, group: PurePosixPath) -> PlannedFile:
+        return replace(self, group=group)
 
 
 @dataclass(frozen=True)

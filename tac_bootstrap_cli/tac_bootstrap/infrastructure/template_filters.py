@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["FILTERS", "gitignore_path", "python_optional_string", "python_string"]
+__all__ = [
+    "FILTERS",
+    "gitignore_path",
+    "python_optional_string",
+    "python_string",
+    "toml_string",
+]
 
 
 def python_string(value: str) -> str:
@@ -22,6 +28,11 @@ def python_string(value: str) -> str:
 def python_optional_string(value: str | None) -> str:
     """``None``, or a string literal as ``python_string`` writes it."""
     return "None" if value is None else python_string(value)
+
+
+def toml_string(value: str) -> str:
+    """A TOML basic string for ``value``: JSON's string escapes are TOML's too."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 # Characters that git's wildmatch reads as patterns (\ * ? [ ]), or as negation / comment
@@ -47,4 +58,5 @@ FILTERS = {
     "python_string": python_string,
     "python_optional_string": python_optional_string,
     "gitignore_path": gitignore_path,
+    "toml_string": toml_string,
 }

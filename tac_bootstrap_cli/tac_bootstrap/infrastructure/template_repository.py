@@ -1,4 +1,5 @@
-"""The packaged Jinja2 templates and the one environment that renders them."""
+"""The Jinja2 templates (only files that take a value from ``config.yml``) and the one
+environment that renders them."""
 
 from __future__ import annotations
 
@@ -36,6 +37,3 @@ class TemplateRepository:
             raise TacBootstrapError(f"template not found: {name} (under {self.root})") from exc
         except jinja2.UndefinedError as exc:
             raise TacBootstrapError(f"template {name}: {exc.message}") from exc
-
-    def names(self) -> list[str]:
-        return sorted(self._env.list_templates(filter_func=lambda n: n.endswith(TEMPLATE_SUFFIX)))

@@ -8,6 +8,7 @@ command behaves the same in a terminal, a script or CI.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from tac_bootstrap import __version__
-from tac_bootstrap.application.scaffold_service import apply_plan, build_plan
+from tac_bootstrap.application.scaffold_service import (
+    PYPROJECT,
+    VENDOR_DIR,
+    apply_plan,
+    build_plan,
+)
 from tac_bootstrap.domain.config import DatabaseConfig, ProjectConfig
 from tac_bootstrap.domain.errors import ConfigError, TacBootstrapError
 from tac_bootstrap.domain.plan import Plan
@@ -36,7 +42,7 @@ EXIT_USAGE = 2
 
 app = typer.Typer(
     name="tac-bootstrap",
-    help="Render the orchestrator store (adws/) into a project from Jinja2 templates.",
+    help="Put the orchestrator store into a project: its package vendored, seed modules rendered.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -66,7 +72,7 @@ def _root(
         typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    """Render the orchestrator store (adws/) into a project from Jinja2 templates."""
+    """Put the orchestrator store into a project: its package vendored, seed modules rendered."""
 
 
 @app.command()
@@ -126,7 +132,8 @@ def demo(
         ),
     ] = None,
 ) -> None:
-    """Scaffold a demo project, then run its store: record a multi-agent session and show it."""
+    """Scaffold a demo uv project, then run its store with uv: record a multi-agent session
+    and show it, and run the rendered tests."""
     with _reported_errors():
         if directory is not None:
             raise typer.Exit(_demo_in(directory))
@@ -135,26 +142,63 @@ def demo(
 
 
 def _demo_in(directory: Path) -> int:
+    """What a user does, in ``directory``: a uv project, tac-bootstrap into it, then the
+    store's demo and the rendered tests, each with ``uv run`` and no other step."""
+    uv = _uv()
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / "pyproject.toml").exists():
+        init = [uv, "init", "--bare", "--no-workspace", "--name", "demo-project"]
+        if _step(init, directory, show="uv init --bare --name demo-project") != 0:
+            return 1
     config = ProjectConfig()
     plan = build_plan(config, directory, config_file=dump_config(config))
     _run(plan, dry_run=False)
-    script = Path("adws", "adw_modules", "adw_database.py")
-    out.print(f"\n$ python {script} --demo   [dim](in {escape(str(directory))})[/dim]")
-    # The demo must write the demo project's database, not one the user pointed to.
-    chosen = ("ORCHESTRATOR_DB_PATH", "ORCHESTRATOR_DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if k not in chosen}
+    for command in (
+        ["adws/adw_modules/adw_database.py", "--demo"],
+        ["pytest", "-q", "-p", "no:cacheprovider", "adws/adw_tests"],
+    ):
+        shown = "uv run " + " ".join(command)
+        if _step([uv, "run", *command], directory, show=shown, output=True) != 0:
+            return 1
+    return 0
+
+
+def _uv() -> str:
+    """The uv binary: the one running us (``uv run`` sets ``$UV``), else the PATH's."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if found is None:
+        raise TacBootstrapError(
+            "the demo runs the project with uv, which is not installed: pip install uv"
+        )
+    return found
+
+
+def _step(command: list[str], directory: Path, *, show: str, output: bool = False) -> int:
+    """Run one of the demo's commands in the demo project; print its output when
+    ``output``, and uv's own messages only when it fails."""
+    out.print(f"\n$ {escape(show)}   [dim](in {escape(str(directory))})[/dim]")
     done = subprocess.run(
-        [sys.executable, str(script), "--demo"],
+        command,
         cwd=directory,
-        env=env,
+        env=_demo_env(),
         capture_output=True,
         text=True,
         check=False,
     )
-    out.print(escape(done.stdout), end="")
-    if done.stderr:
+    if output:
+        out.print(escape(done.stdout), end="")
+    if done.returncode != 0:
         err.print(escape(done.stderr), end="")
     return done.returncode
+
+
+def _demo_env() -> dict[str, str]:
+    """Our environment without what would point the demo elsewhere: a database the
+    user chose, or the virtual environment tac-bootstrap itself runs in."""
+    dropped = ("ORCHESTRATOR_DB_PATH", "ORCHESTRATOR_DATABASE_URL", "VIRTUAL_ENV")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    env.setdefault("UV_PYTHON", sys.executable)  # the Python tac-bootstrap runs on
+    return env
 
 
 def _init_config(directory: Path, db_path: str | None) -> tuple[ProjectConfig, str]:
@@ -193,6 +237,11 @@ def _run(plan: Plan, *, dry_run: bool) -> None:
         return
     written = apply_plan(plan)
     out.print(f"{len(written)} file(s) written, {len(plan.files) - len(written)} unchanged")
+    if not any(planned.target == PYPROJECT for planned in plan.files):
+        out.print(
+            "no pyproject.toml here: install the vendored store into your environment with\n"
+            + escape(f'  pip install -e "./{VENDOR_DIR}[cli]" pytest')
+        )
 
 
 @contextmanager

@@ -1,0 +1,127 @@
+"""A smoke test of this project's orchestrator store: it installs, opens the
+configured database, records a session, and its command lines run.
+
+Rendered by tac-bootstrap; the store's own full suite lives with the
+``orchestrator-store`` package. Run with ``uv run pytest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator_store import DatabaseManager, IntegrityError, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SEED_MODULE = PROJECT_ROOT / "adws" / "adw_modules" / "adw_database.py"
+TIMEOUT = 120  # seconds; a guard against a hang, never a speed check
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without a database chosen by the caller's shell."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+
+
+async def record_session(db: DatabaseManager) -> str:
+    planner = await db.create_orchestrator_agent("planner", "Plans", "planner")
+    agent = await db.create_agent(planner, "smoke_session", context={"step": 1})
+    prompt = await db.create_prompt(agent, "adw", "Plan the work", model_used="claude-sonnet")
+    async with db.transaction():
+        await db.update_prompt(
+            prompt, status="completed", tokens_input=100, tokens_output=20, cost_usd=0.002
+        )
+        await db.update_agent(agent, status="completed")
+        await db.create_agent_log(agent, "INFO", "milestone", "planned", {"steps": 3})
+    return agent
+
+
+def test_a_session_is_recorded_and_read_back(tmp_path: Path) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with DatabaseManager(tmp_path / "smoke.db") as db:
+            agent = await record_session(db)
+            with pytest.raises(IntegrityError):
+                await db.create_orchestrator_agent("planner", None, "planner")
+            with pytest.raises(ValidationError):
+                await db.create_agent_log(agent, "LOUD", "milestone", "not a level")
+            row = await db.get_agent(agent)
+            assert row is not None
+            return {
+                "status": row["status"],
+                "context": row["context"],
+                "rows": await db.count_rows(),
+                "logs": await db.get_agent_logs(agent),
+            }
+
+    seen = asyncio.run(scenario())
+    assert seen["status"] == "completed"
+    assert seen["context"] == {"step": 1}
+    assert seen["rows"]["prompts"] == 1
+    assert [log["details"] for log in seen["logs"]] == [{"steps": 3}]
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    async def scenario() -> dict[str, int]:
+        async with DatabaseManager(tmp_path / "smoke.db") as db:
+            with pytest.raises(RuntimeError):
+                async with db.transaction():
+                    await db.create_system_log("INFO", "smoke", "rolled back")
+                    raise RuntimeError("the block fails")
+            return await db.count_rows()
+
+    assert asyncio.run(scenario())["system_logs"] == 0
+
+
+def test_the_seed_module_opens_the_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ORCHESTRATOR_DATABASE_URL", "ORCHESTRATOR_DB_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    seed = runpy.run_path(str(SEED_MODULE))
+    manager = seed["DatabaseManager"]()
+    if seed["DEFAULT_DATABASE_URL"] is None:
+        assert manager.db_path == PROJECT_ROOT / seed["DEFAULT_DB_PATH"]
+    else:
+        assert manager.location.startswith(("postgres", "/"))
+    assert isinstance(manager, DatabaseManager)
+
+
+def test_the_seed_module_runs_its_demo(tmp_path: Path) -> None:
+    database = tmp_path / "demo.db"
+    done = subprocess.run(
+        [sys.executable, str(SEED_MODULE), "--db", str(database), "--demo"],
+        cwd=PROJECT_ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "recorded session demo_" in done.stdout
+    assert database.is_file()
+
+
+def test_the_inspection_command_line_reads_the_store(tmp_path: Path) -> None:
+    database = tmp_path / "cli.db"
+
+    async def prepare() -> None:
+        async with DatabaseManager(database) as db:
+            await record_session(db)
+
+    asyncio.run(prepare())
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator_store.cli", "--db", str(database), "stats", "--json"],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"]["agents"] == 1
