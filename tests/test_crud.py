@@ -1305,6 +1305,26 @@ SIGNATURES = {
     "get_system_logs": "log_level=None, component=None, *, limit=None",
     "list_recent_system_logs": "limit=100",
     "cleanup_old_logs": "days",
+    "schema_version": "",
+    "count_rows": "",
+    "create_agent_logs": "rows",
+    "create_system_logs": "rows",
+    "count_old_logs": "days",
+    "checkpoint": "",
+    "storage": "",
+    "iter_rows": "table, *, batch_size=500",
+    "session_summaries": "*, limit=None",
+    "cost_totals": "by=None, *, since=None",
+    "log_bounds": "",
+    "list_logs": (
+        "*, agent_id=None, min_level=None, log_type=None, component=None, since=None, "
+        "limit=None, up_to=None"
+    ),
+    "logs_after": (
+        "cursor, *, agent_id=None, min_level=None, log_type=None, component=None, limit=500"
+    ),
+    "find_agents_by_prefix": "prefix, *, limit=2",
+    "find_agents_by_suffix": "suffix, *, limit=2",
 }
 
 
@@ -1329,8 +1349,24 @@ def render_parameters(function: Any) -> str:
 def test_method_signatures_match_the_contract(name: str) -> None:
     method = getattr(DatabaseManager, name)
     assert render_parameters(method) == SIGNATURES[name]
-    if name not in ("__init__", "transaction"):
+    if name == "iter_rows":
+        assert inspect.isasyncgenfunction(method)
+    elif name not in ("__init__", "transaction"):
         assert inspect.iscoroutinefunction(method), f"{name} must be async"
+
+
+def public_names() -> list[str]:
+    return [name for name in vars(DatabaseManager) if not name.startswith("_")]
+
+
+def test_the_contract_lists_every_public_method() -> None:
+    methods = {name for name in public_names() if callable(getattr(DatabaseManager, name))}
+    assert methods == set(SIGNATURES) - {"__init__"}
+
+
+@pytest.mark.parametrize("name", public_names())
+def test_every_public_method_and_property_has_a_docstring(name: str) -> None:
+    assert inspect.getdoc(getattr(DatabaseManager, name)), f"DatabaseManager.{name}"
 
 
 async def test_async_context_manager(db_path: Path) -> None:

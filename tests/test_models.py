@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_args
 
 import pydantic
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from orchestrator_store import models as models
 from orchestrator_store import schema
@@ -23,13 +23,7 @@ from orchestrator_store.json_codec import decode_json_columns as _decode_json
 from orchestrator_store.json_codec import encode_json as _encode_json
 from orchestrator_store.manager import DatabaseManager
 
-ROW_MODELS: dict[str, type[BaseModel]] = {
-    "orchestrator_agents": models.OrchestratorAgent,
-    "agents": models.Agent,
-    "prompts": models.Prompt,
-    "agent_logs": models.AgentLog,
-    "system_logs": models.SystemLog,
-}
+ROW_MODELS = models.ROW_MODELS
 
 # (table, column) -> the Literal the models use for it
 ENUMERATIONS: dict[tuple[str, str], Any] = {

@@ -4,8 +4,8 @@ The store writes its queries once, through the builders below, and each
 backend supplies a ``Dialect`` (placeholder style, how insertion order is
 named, how an unbounded LIMIT is spelled, how a generated log id comes back,
 how an id is matched as text). Identifiers are never taken from
-callers: tables and columns come from the fixed allow-list ``COLUMNS``, so only
-values are ever bound, and always as parameters.
+callers: tables and columns come from the fixed allow-list ``COLUMNS`` (derived
+from ``tables``), so only values are ever bound, and always as parameters.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import functools
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+
+from .tables import LOG_TABLES, TABLES
 
 __all__ = [
     "COLUMNS",
@@ -26,56 +28,11 @@ __all__ = [
     "SqlBuilder",
 ]
 
-# Every column of every table, in schema order (the schema file is the source
-# of truth; a test checks this list against it).
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "orchestrator_agents": (
-        "id",
-        "name",
-        "description",
-        "agent_type",
-        "capabilities",
-        "default_model",
-        "created_at",
-        "updated_at",
-    ),
-    "agents": (
-        "id",
-        "orchestrator_agent_id",
-        "session_id",
-        "parent_agent_id",
-        "status",
-        "context",
-        "config",
-        "started_at",
-        "completed_at",
-        "cost_usd",
-        "error_message",
-    ),
-    "prompts": (
-        "id",
-        "agent_id",
-        "prompt_type",
-        "prompt_name",
-        "prompt_text",
-        "response_text",
-        "status",
-        "model_used",
-        "tokens_input",
-        "tokens_output",
-        "cost_usd",
-        "latency_ms",
-        "created_at",
-        "completed_at",
-        "error_message",
-    ),
-    "agent_logs": ("id", "agent_id", "log_level", "log_type", "message", "details", "created_at"),
-    "system_logs": ("id", "log_level", "component", "message", "details", "created_at"),
-}
-
+# Every column of every table, in schema order: the allow-list of identifiers.
+COLUMNS: dict[str, tuple[str, ...]] = {name: table.columns for name, table in TABLES.items()}
 
 # Tables whose integer id the database assigns (the others get UUIDs from the store).
-GENERATED_IDS = ("agent_logs", "system_logs")
+GENERATED_IDS: tuple[str, ...] = tuple(name for name, table in TABLES.items() if table.generated_id)
 
 
 @dataclass(frozen=True, eq=False)  # one instance per dialect: compared and hashed by identity
@@ -340,7 +297,7 @@ class SqlBuilder:
         """The first and last time and the highest id of both log tables, in
         one statement (so in one snapshot)."""
         parts = []
-        for table in ("agent_logs", "system_logs"):
+        for table in LOG_TABLES:
             parts += [
                 f"(SELECT min(created_at) FROM {table}) AS {table}_first",
                 f"(SELECT max(created_at) FROM {table}) AS {table}_last",

@@ -38,7 +38,8 @@ Lifecycle
     ``DatabaseManager(...)`` does no I/O. ``await db.connect()`` (or
     ``async with``) opens the file; ``await db.close()`` closes it. Both are
     idempotent; a closed store can be connected again. Calling a method before
-    ``connect()`` or after ``close()`` raises ``DatabaseError`` saying so.
+    ``connect()`` or after ``close()`` raises ``NotConnectedError`` (a
+    ``DatabaseError``) saying so.
     Any number of asyncio tasks may share one manager, and any number of
     processes may open the same file, each with its own manager.
 
@@ -52,17 +53,22 @@ The database
     connection runs in WAL mode with ``foreign_keys=ON``, the configured
     ``busy_timeout`` (seconds) and ``synchronous`` level. Values are bound as
     parameters, never formatted into SQL. UUIDs, timestamps and JSON are
-    stored as TEXT: ids are canonical time-ordered UUIDs (version 7), timestamps
-    one fixed UTC format (``2026-01-31T12:00:00.000000+00:00``, so text order
-    is time order), JSON compact UTF-8 that ``json_valid()`` accepts. Rows come
-    back as plain dicts with JSON decoded and timestamps as strings, on both
-    backends.
+    stored as TEXT: the ids of definitions, agents and prompts are canonical
+    time-ordered UUIDs (version 7, made by the store), timestamps one fixed UTC
+    format (``2026-01-31T12:00:00.000000+00:00``, so text order is time order),
+    JSON compact UTF-8 that ``json_valid()`` accepts; log ids are integers the
+    database assigns. Rows come back as plain dicts with JSON decoded and
+    timestamps as strings, on both backends. ``tables`` describes each table
+    (columns, JSON columns, foreign keys); ``models`` lists the allowed values
+    of every enumerated parameter (``AGENT_STATUSES``, ``LOG_LEVELS``, ...).
 
 Errors
     ``DatabaseError`` is the root; ``ValidationError`` (also a ``ValueError``)
     means bad input caught before any SQL ran, ``IntegrityError`` that the
     database refused the write, ``SchemaError`` a missing or invalid schema file
-    or a database of a newer version; ``BusyError``, ``ConnectionLostError`` and
+    or a database of a newer version, ``NotConnectedError`` a store that is not
+    open, ``TransactionScopeError`` a write from a task started inside another
+    task's ``transaction()``; ``BusyError``, ``ConnectionLostError`` and
     ``StatementTimeoutError`` are ``retryable``. Driver errors are kept as
     ``__cause__``.
 
@@ -77,7 +83,13 @@ PostgreSQL
     then: the ``postgres`` extra). ``orchestrator-store copy-to-postgres`` moves
     an existing SQLite file there.
 
-``python -m orchestrator_store [--db PATH] [--demo]`` creates or opens a store
+Reports
+    The command line's read-only views (``session_summaries``,
+    ``cost_totals``, ``log_bounds``, ``list_logs``, ``logs_after``,
+    ``find_agents_by_prefix``/``_suffix``) are methods of the manager too,
+    aggregated in SQL by ``reports``.
+
+``python -m orchestrator_store [--db PATH|URL] [--demo]`` creates or opens a store
 and prints its path, schema version and rows per table (``orchestrator_store.demo``).
 """
 
@@ -135,9 +147,10 @@ from .models import (
     utc_now,
 )
 from .ownership import Transaction
-from .reports import ReportQueries
-from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH, TABLES
+from .reports import Reports
+from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH
 from .sqlite_backend import SQLiteBackend
+from .tables import LOG_TABLES, TABLES
 
 __all__ = [
     "BusyError",
@@ -156,16 +169,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+# The tables that have JSON columns, and those columns (the command line's exports use it).
 JSON_COLUMNS: dict[str, tuple[str, ...]] = {
-    "agents": ("context", "config"),
-    "agent_logs": ("details",),
-    "system_logs": ("details",),
-}
-# Foreign keys per table, to say which one a refused insert broke.
-REFERENCES: dict[str, dict[str, str]] = {
-    "agents": {"orchestrator_agent_id": "orchestrator_agents", "parent_agent_id": "agents"},
-    "prompts": {"agent_id": "agents"},
-    "agent_logs": {"agent_id": "agents"},
+    name: table.json_columns for name, table in TABLES.items() if table.json_columns
 }
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -187,8 +193,13 @@ def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backen
     return PostgresBackend(url, schema_path=schema_path, pool=pool)
 
 
-class DatabaseManager(ReportQueries):
-    """Async access to the orchestrator store. See the module docstring."""
+class DatabaseManager:
+    """Async access to the orchestrator store. See the module docstring.
+
+    Attributes: ``db_path`` (the SQLite file, or ``None`` on PostgreSQL),
+    ``database_url`` (the PostgreSQL URL, or ``None`` on SQLite), ``location``
+    (what to show: the path, or the URL without its password) and
+    ``schema_path`` (the schema file a new database gets)."""
 
     def __init__(
         self,
@@ -227,6 +238,7 @@ class DatabaseManager(ReportQueries):
             )
             self._backend = _postgres_backend(database, self.schema_path, pool or PoolSettings())
         self._sql = SqlBuilder(self._backend.dialect)
+        self._reports = Reports(self._backend, self._sql, self._require_open)
         self._closed = False
 
     @property
@@ -241,16 +253,21 @@ class DatabaseManager(ReportQueries):
     # --- lifecycle -------------------------------------------------------------
 
     async def connect(self) -> None:
+        """Open the database, creating it or upgrading its schema as needed
+        (``SchemaError`` for one of a newer version). Does nothing when open."""
         if not self._backend.is_open:
             await self._backend.open()
             self._closed = False
 
     async def close(self) -> None:
+        """Close every connection; ``connect()`` opens the store again. Does
+        nothing when not open."""
         if self._backend.is_open:
             await self._backend.close()
             self._closed = True
 
     async def __aenter__(self) -> DatabaseManager:
+        """``connect()``, then the manager itself."""
         await self.connect()
         return self
 
@@ -260,6 +277,7 @@ class DatabaseManager(ReportQueries):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """``close()``, whether the block raised or not."""
         await self.close()
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]:
@@ -284,16 +302,17 @@ class DatabaseManager(ReportQueries):
             raise NotConnectedError(NOT_CONNECTED)
 
     async def schema_version(self) -> int:
+        """The database's schema version (``schema.LATEST_VERSION`` once open)."""
         self._require_open()
         return await self._backend.schema_version()
 
     async def count_rows(self) -> dict[str, int]:
-        """Rows per table, in schema order."""
+        """Rows per table: table name -> count, in schema order."""
         self._require_open()
         counts = {}
         for table in TABLES:
             rows = await self._backend.fetch_all(
-                f"SELECT count(*) AS n FROM {table}", (), table=table
+                self._sql.count_matching(table, []), (), table=table
             )
             counts[table] = int(rows[0]["n"])
         return counts
@@ -308,6 +327,8 @@ class DatabaseManager(ReportQueries):
         capabilities: str | None = None,
         default_model: str | None = None,
     ) -> str:
+        """Define a kind of agent; return its id. ``agent_type``: one of
+        ``AGENT_TYPES``; ``name`` is unique (``IntegrityError`` if taken)."""
         table = "orchestrator_agents"
         data = self._parse(
             OrchestratorAgentCreate,
@@ -324,22 +345,28 @@ class DatabaseManager(ReportQueries):
         return str(row["id"])
 
     async def get_orchestrator_agent(self, agent_id: str) -> Row | None:
+        """The definition with this id, or ``None``."""
         return await self._get("orchestrator_agents", agent_id)
 
     async def list_orchestrator_agents(
         self, *, limit: int | None = None, offset: int = 0
     ) -> list[Row]:
+        """Definitions, newest first; ``limit`` and ``offset`` page them."""
         table = "orchestrator_agents"
         page = self._parse(Page, table, limit=limit, offset=offset)
-        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+        return await self._select(table, {}, page, newest_first=True)
 
     async def update_orchestrator_agent(self, agent_id: str, **fields: Any) -> bool:
+        """Fields: name, description, agent_type (one of ``AGENT_TYPES``),
+        capabilities, default_model; ``updated_at`` follows. False if no
+        definition has this id."""
         table = "orchestrator_agents"
         changes = self._parse_update(OrchestratorAgentUpdate, table, fields)
         return await self._update(table, agent_id, {**changes, "updated_at": utc_now()})
 
     async def delete_orchestrator_agent(self, agent_id: str) -> bool:
-        """Deletes the definition and, by cascade, its agents, prompts and logs."""
+        """Delete the definition and, by cascade, its agents, prompts and logs.
+        False if no definition has this id."""
         return await self._delete("orchestrator_agents", agent_id)
 
     # --- agents ----------------------------------------------------------------
@@ -353,6 +380,8 @@ class DatabaseManager(ReportQueries):
         context: Any = None,
         config: Any = None,
     ) -> str:
+        """Start an agent of a definition in a session; return its id.
+        ``status``: one of ``AGENT_STATUSES``; ``context``, ``config``: JSON values."""
         table = "agents"
         data = self._parse(
             AgentCreate,
@@ -369,6 +398,7 @@ class DatabaseManager(ReportQueries):
         return str(row["id"])
 
     async def get_agent(self, agent_id: str) -> Row | None:
+        """The agent with this id, or ``None``."""
         return await self._get("agents", agent_id)
 
     async def list_agents(
@@ -380,7 +410,8 @@ class DatabaseManager(ReportQueries):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Row]:
-        """Newest first."""
+        """Agents, newest first, of a session, a definition and a ``status``
+        (one of ``AGENT_STATUSES``) when given; ``limit`` and ``offset`` page them."""
         table = "agents"
         query = self._parse(
             AgentQuery,
@@ -392,10 +423,11 @@ class DatabaseManager(ReportQueries):
             offset=offset,
         )
         filters = query.model_dump(include={"session_id", "orchestrator_agent_id", "status"})
-        return await self._select(table, filters, query, order_by="started_at", newest_first=True)
+        return await self._select(table, filters, query, newest_first=True)
 
     async def update_agent(self, agent_id: str, **fields: Any) -> bool:
-        """Fields: status, completed_at, cost_usd, error_message, context, config."""
+        """Fields: status (one of ``AGENT_STATUSES``), completed_at, cost_usd,
+        error_message, context, config. False if no agent has this id."""
         table = "agents"
         return await self._update(table, agent_id, self._parse_update(AgentUpdate, table, fields))
 
@@ -424,7 +456,8 @@ class DatabaseManager(ReportQueries):
         )
 
     async def delete_agent(self, agent_id: str) -> bool:
-        """Deletes the agent with its prompts and logs; its children lose their parent."""
+        """Delete the agent with its prompts and logs; its children lose their
+        parent. False if no agent has this id."""
         return await self._delete("agents", agent_id)
 
     # --- prompts ---------------------------------------------------------------
@@ -438,6 +471,8 @@ class DatabaseManager(ReportQueries):
         status: str = "pending",
         model_used: str | None = None,
     ) -> str:
+        """Record a prompt of an agent; return its id. ``prompt_type``: one of
+        ``PROMPT_TYPES``; ``status``: one of ``PROMPT_STATUSES``."""
         table = "prompts"
         data = self._parse(
             PromptCreate,
@@ -454,6 +489,7 @@ class DatabaseManager(ReportQueries):
         return str(row["id"])
 
     async def get_prompt(self, prompt_id: str) -> Row | None:
+        """The prompt with this id, or ``None``."""
         return await self._get("prompts", prompt_id)
 
     async def list_prompts(
@@ -464,21 +500,24 @@ class DatabaseManager(ReportQueries):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Row]:
-        """Oldest first."""
+        """Prompts, oldest first, of an agent and a ``status`` (one of
+        ``PROMPT_STATUSES``) when given; ``limit`` and ``offset`` page them."""
         table = "prompts"
         query = self._parse(
             PromptQuery, table, agent_id=agent_id, status=status, limit=limit, offset=offset
         )
         filters = query.model_dump(include={"agent_id", "status"})
-        return await self._select(table, filters, query, order_by="created_at")
+        return await self._select(table, filters, query)
 
     async def update_prompt(self, prompt_id: str, **fields: Any) -> bool:
-        """Fields: response_text, status, model_used, tokens_input, tokens_output,
-        cost_usd, latency_ms, completed_at, error_message."""
+        """Fields: response_text, status (one of ``PROMPT_STATUSES``), model_used,
+        tokens_input, tokens_output, cost_usd, latency_ms, completed_at,
+        error_message. False if no prompt has this id."""
         table = "prompts"
         return await self._update(table, prompt_id, self._parse_update(PromptUpdate, table, fields))
 
     async def delete_prompt(self, prompt_id: str) -> bool:
+        """Delete the prompt. False if no prompt has this id."""
         return await self._delete("prompts", prompt_id)
 
     # --- agent_logs (append-only) ----------------------------------------------
@@ -491,6 +530,8 @@ class DatabaseManager(ReportQueries):
         message: str,
         details: Any = None,
     ) -> int:
+        """Append a log line of an agent; return its id (an integer).
+        ``log_level``: one of ``LOG_LEVELS``; ``log_type``: one of ``LOG_TYPES``."""
         table = "agent_logs"
         data = self._parse(
             AgentLogCreate,
@@ -518,7 +559,9 @@ class DatabaseManager(ReportQueries):
         log_type: str | None = None,
         limit: int | None = None,
     ) -> list[Row]:
-        """Oldest first; ``log_level`` matches exactly."""
+        """The agent's logs, oldest first, the first ``limit`` when given;
+        ``log_level`` (one of ``LOG_LEVELS``) matches exactly, as does
+        ``log_type`` (one of ``LOG_TYPES``)."""
         table = "agent_logs"
         query = self._parse(
             AgentLogQuery,
@@ -529,13 +572,13 @@ class DatabaseManager(ReportQueries):
             limit=limit,
         )
         filters = query.model_dump(include={"agent_id", "log_level", "log_type"})
-        return await self._select(table, filters, query, order_by="created_at")
+        return await self._select(table, filters, query)
 
     async def list_recent_agent_logs(self, limit: int = 100) -> list[Row]:
-        """Newest first."""
+        """The latest ``limit`` agent logs, newest first."""
         table = "agent_logs"
         page = self._parse(Page, table, limit=limit)
-        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+        return await self._select(table, {}, page, newest_first=True)
 
     # --- system_logs (append-only) ---------------------------------------------
 
@@ -546,6 +589,8 @@ class DatabaseManager(ReportQueries):
         message: str,
         details: Any = None,
     ) -> int:
+        """Append a log line of a component; return its id (an integer).
+        ``log_level``: one of ``LOG_LEVELS``."""
         table = "system_logs"
         data = self._parse(
             SystemLogCreate,
@@ -569,29 +614,31 @@ class DatabaseManager(ReportQueries):
         *,
         limit: int | None = None,
     ) -> list[Row]:
-        """Oldest first."""
+        """System logs, oldest first, the first ``limit`` when given;
+        ``log_level`` (one of ``LOG_LEVELS``) and ``component`` match exactly."""
         table = "system_logs"
         query = self._parse(
             SystemLogQuery, table, log_level=log_level, component=component, limit=limit
         )
         filters = query.model_dump(include={"log_level", "component"})
-        return await self._select(table, filters, query, order_by="created_at")
+        return await self._select(table, filters, query)
 
     async def list_recent_system_logs(self, limit: int = 100) -> list[Row]:
-        """Newest first."""
+        """The latest ``limit`` system logs, newest first."""
         table = "system_logs"
         page = self._parse(Page, table, limit=limit)
-        return await self._select(table, {}, page, order_by="created_at", newest_first=True)
+        return await self._select(table, {}, page, newest_first=True)
 
-    # --- maintenance (reports are in adw_db_reports) ---------------------------
+    # --- maintenance -----------------------------------------------------------
 
     async def count_old_logs(self, days: float) -> dict[str, int]:
-        """Rows per log table that ``cleanup_old_logs(days)`` would delete now."""
+        """Rows per log table (table name -> count) that ``cleanup_old_logs(days)``
+        would delete now."""
         cutoff = self._retention_cutoff(days)
         self._require_open()
         counts = {}
-        for table in ("agent_logs", "system_logs"):
-            sql = self._sql.count_matching(table, [Condition("created_at", "<")])
+        for table in LOG_TABLES:
+            sql = self._sql.count_matching(table, [Condition(TABLES[table].time_column, "<")])
             counts[table] = int(
                 (await self._backend.fetch_all(sql, (cutoff,), table=table))[0]["n"]
             )
@@ -601,21 +648,23 @@ class DatabaseManager(ReportQueries):
         """Fold the WAL into the database file and truncate it, waiting up to
         ``busy_timeout`` while another connection checkpoints. Returns SQLite's
         ``busy`` (1: an open read kept part of the WAL), ``wal_pages`` and
-        ``checkpointed_pages`` (both 0 once the WAL is truncated)."""
+        ``checkpointed_pages`` (both 0 once the WAL is truncated). On
+        PostgreSQL there is nothing to do: all three are 0."""
         self._require_open()
         return await self._backend.checkpoint()
 
     async def storage(self) -> dict[str, int]:
-        """``file_bytes``, ``wal_bytes``, ``page_size``, ``page_count``,
-        ``freelist_count`` (pages freed by deletes, reused by later writes)."""
+        """The database's size: ``file_bytes``, ``wal_bytes``, ``page_size``,
+        ``page_count``, ``freelist_count`` (pages freed by deletes, reused by
+        later writes; 0 on PostgreSQL, as is ``wal_bytes``)."""
         self._require_open()
         return await self._backend.storage()
 
     async def iter_rows(self, table: str, *, batch_size: int = 500) -> AsyncIterator[Row]:
-        """Every row of ``table`` in primary-key order, read ``batch_size`` rows
-        at a time (keyset pagination: memory stays flat however big the table).
-        Rows present for the whole scan appear exactly once; rows written during
-        it may or may not appear."""
+        """Every row of ``table`` (a name in ``schema.TABLES``) in primary-key
+        order, read ``batch_size`` rows at a time (keyset pagination: memory
+        stays flat however big the table). Rows present for the whole scan
+        appear exactly once; rows written during it may or may not appear."""
         scan = self._parse(TableScan, table, table=table, batch_size=batch_size)
         self._require_open()
         first = self._sql.select_matching(scan.table, [], limit=True)
@@ -628,6 +677,95 @@ class DatabaseManager(ReportQueries):
                 return
             params = (page[-1]["id"], scan.batch_size)
             page = await self._backend.fetch_all(after, params, table=scan.table)
+
+    # --- reports (answered by reports.Reports) -----------------------------------
+
+    async def session_summaries(self, *, limit: int | None = None) -> list[Row]:
+        """One row per session, most recently active first, at most ``limit``:
+        ``session_id``, ``agents``, ``active_agents``, ``failed_agents``,
+        ``prompts``, ``failed_prompts``, ``tokens_input``, ``tokens_output``,
+        ``cost_usd`` (the sum of its prompts' costs), ``first_activity``,
+        ``last_activity``."""
+        return await self._reports.session_summaries(limit=limit)
+
+    async def cost_totals(self, by: str | None = None, *, since: Any = None) -> list[Row]:
+        """Prompts' ``prompts``, ``tokens_input``, ``tokens_output`` and
+        ``cost_usd`` per ``key``, ordered by key: ``by`` is one of "session",
+        "model", "agent_type" or "day" (UTC); ``None`` gives one row of grand
+        totals. ``since`` (aware datetime or ISO string) keeps prompts created
+        then or later."""
+        return await self._reports.cost_totals(by, since=since)
+
+    async def log_bounds(self) -> Row:
+        """``first`` and ``last`` log time over both log tables (None when both
+        are empty) and ``cursor``: the highest id of each, read in one snapshot,
+        which is where ``logs_after`` starts to follow new rows."""
+        return await self._reports.log_bounds()
+
+    async def list_logs(
+        self,
+        *,
+        agent_id: str | None = None,
+        min_level: str | None = None,
+        log_type: str | None = None,
+        component: str | None = None,
+        since: Any = None,
+        limit: int | None = None,
+        up_to: Mapping[str, int] | None = None,
+    ) -> list[Row]:
+        """Agent and system logs in one time line, oldest first (the latest
+        ``limit`` rows when given). Rows carry ``source`` ("agent" or "system"),
+        ``id``, ``created_at``, ``log_level``, ``agent_id``, ``log_type``,
+        ``component``, ``message`` and ``details``. ``min_level`` (one of
+        ``LOG_LEVELS``) keeps that level and above; ``agent_id`` and
+        ``log_type`` (one of ``LOG_TYPES``) select agent logs only,
+        ``component`` system logs only. ``up_to`` (a cursor from
+        ``log_bounds``) keeps rows with ids at or below it, so a listing
+        followed by ``logs_after(cursor)`` shows every row exactly once."""
+        return await self._reports.list_logs(
+            agent_id=agent_id,
+            min_level=min_level,
+            log_type=log_type,
+            component=component,
+            since=since,
+            limit=limit,
+            up_to=up_to,
+        )
+
+    async def logs_after(
+        self,
+        cursor: Mapping[str, int],
+        *,
+        agent_id: str | None = None,
+        min_level: str | None = None,
+        log_type: str | None = None,
+        component: str | None = None,
+        limit: int = 500,
+    ) -> tuple[list[Row], dict[str, int]]:
+        """Log rows with ids above ``cursor`` (from ``log_bounds`` or the last
+        call), in time order and shaped as ``list_logs``' rows, and the cursor
+        to pass next time. At most ``limit`` rows of each table per call;
+        repeated calls show nothing twice and skip nothing. Filters as in
+        ``list_logs``."""
+        return await self._reports.logs_after(
+            cursor,
+            agent_id=agent_id,
+            min_level=min_level,
+            log_type=log_type,
+            component=component,
+            limit=limit,
+        )
+
+    async def find_agents_by_prefix(self, prefix: str, *, limit: int = 2) -> list[Row]:
+        """Agents whose id starts with ``prefix`` (case-insensitive), in id
+        order, at most ``limit``: one row means the prefix is unambiguous."""
+        return await self._reports.find_agents_by_prefix(prefix, limit=limit)
+
+    async def find_agents_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
+        """Agents whose id ends with ``suffix`` (case-insensitive), in id order,
+        at most ``limit``. Ids are time-ordered, so agents made in the same
+        minute share their first characters; the last ones are random."""
+        return await self._reports.find_agents_by_suffix(suffix, limit=limit)
 
     # --- retention -------------------------------------------------------------
 
@@ -645,8 +783,8 @@ class DatabaseManager(ReportQueries):
         self._require_open()
         deleted = 0
         async with self._backend.transaction():
-            for table in ("agent_logs", "system_logs"):
-                sql = self._sql.delete_older_than(table, "created_at")
+            for table in LOG_TABLES:
+                sql = self._sql.delete_older_than(table, TABLES[table].time_column)
                 result = await self._backend.execute(sql, (cutoff,), table=table)
                 deleted += result.rowcount
         logger.debug("cleanup_old_logs: %s rows older than %s deleted", deleted, cutoff)
@@ -673,14 +811,13 @@ class DatabaseManager(ReportQueries):
             raise ValidationError(f"{table}.id: {exc}", table=table, field="id") from None
 
     def _encode(self, table: str, row: Mapping[str, Any]) -> list[Any]:
-        json_columns = JSON_COLUMNS.get(table, ())
+        json_columns = TABLES[table].json_columns
         return [
-            encode_json(value) if column in json_columns else value
-            for column, value in row.items()
+            encode_json(value) if column in json_columns else value for column, value in row.items()
         ]
 
     def _decode(self, table: str, rows: list[Row]) -> list[Row]:
-        return decode_json_columns(rows, JSON_COLUMNS.get(table, ()))
+        return decode_json_columns(rows, TABLES[table].json_columns)
 
     async def _insert(self, table: str, row: Mapping[str, Any]) -> int:
         self._require_open()
@@ -712,7 +849,7 @@ class DatabaseManager(ReportQueries):
                 )
         parsed = parse_rows(model, table, rows)
         fields = list(model.model_fields)
-        json_positions = [fields.index(name) for name in JSON_COLUMNS.get(table, ())]
+        json_positions = [fields.index(name) for name in TABLES[table].json_columns]
         now = utc_now()  # one moment for the batch; ids keep the rows' order
         params: list[list[Any]] = []
         for data in parsed:
@@ -726,13 +863,13 @@ class DatabaseManager(ReportQueries):
         if not params:
             return []
         logger.debug("insert %s rows into %s", len(params), table)
-        sql = self._sql.insert(table, [*fields, "created_at"])
+        sql = self._sql.insert(table, [*fields, TABLES[table].time_column])
         return await self._backend.insert_many(sql, params, table=table)
 
     async def _explain_missing_reference(
         self, table: str, row: Mapping[str, Any], error: IntegrityError
     ) -> IntegrityError:
-        for column, parent in REFERENCES.get(table, {}).items():
+        for column, parent in TABLES[table].references.items():
             value = row.get(column)
             if value is not None and await self._get(parent, value) is None:
                 return IntegrityError(
@@ -757,9 +894,10 @@ class DatabaseManager(ReportQueries):
         filters: Mapping[str, Any],
         page: Page,
         *,
-        order_by: str,
         newest_first: bool = False,
     ) -> list[Row]:
+        """A page of rows matching ``filters`` (None matches anything), in the
+        order of the table's time column."""
         self._require_open()
         where = {column: value for column, value in filters.items() if value is not None}
         params: list[Any] = list(where.values())
@@ -770,7 +908,7 @@ class DatabaseManager(ReportQueries):
         sql = self._sql.select(
             table,
             where=list(where),
-            order_by=order_by,
+            order_by=TABLES[table].time_column,
             newest_first=newest_first,
             limit=page.limit is not None,
             offset=bool(page.offset),

@@ -1,9 +1,10 @@
 """Pydantic v2 models of the orchestrator store, aligned column for column with
-``adws/schema/schema_orchestrator.sql``.
+the schema (``sql/schema_orchestrator.sql``, described by ``tables``).
 
 * Row models (``OrchestratorAgent``, ``Agent``, ``Prompt``, ``AgentLog``,
-  ``SystemLog``) describe what the store returns: every row validates against
-  the model of its table.
+  ``SystemLog``; ``ROW_MODELS`` maps each table to its own) describe what the
+  store returns: every row validates against the model of its table, and a
+  test checks that each model's fields are its table's columns.
 * Create and update models describe what callers may pass in. The store
   validates every call with them before any SQL runs, so a rejected call
   writes nothing.
@@ -62,6 +63,7 @@ __all__ = [
     "MIN_JSON_INTEGER",
     "PROMPT_STATUSES",
     "PROMPT_TYPES",
+    "ROW_MODELS",
     "Agent",
     "AgentCostIncrement",
     "AgentCreate",
@@ -406,6 +408,16 @@ class SystemLog(SystemLogCreate):
     created_at: Timestamp
 
 
+# The row model of each table, in schema order.
+ROW_MODELS: dict[str, type[BaseModel]] = {
+    "orchestrator_agents": OrchestratorAgent,
+    "agents": Agent,
+    "prompts": Prompt,
+    "agent_logs": AgentLog,
+    "system_logs": SystemLog,
+}
+
+
 class AgentCostIncrement(_Model):
     """One ``add_agent_cost``: the increment is at most ``MAX_COST_USD``, and
     so is the agent's total after it (``max_total``, checked in the UPDATE)."""
@@ -451,6 +463,7 @@ class SystemLogQuery(Page):
 # --- reports (the read methods behind the command line) -------------------------
 
 CostGroup = Literal["session", "model", "agent_type", "day"]
+# A Literal, so its error lists the names; tests/test_tables.py checks it against tables.TABLES.
 TableName = Literal["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
 
 

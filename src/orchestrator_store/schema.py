@@ -4,8 +4,9 @@ The version of a database file is SQLite's ``PRAGMA user_version``; on
 PostgreSQL it is the one row of ``adw_schema_version``. A new database gets its
 dialect's schema file in full (it always describes the latest version); an
 older one gets, in order, every migration newer than its version. Adding a
-version means: change both schema files, append a ``Migration`` that upgrades
-the previous version in place (``sql`` for SQLite, ``postgres_sql`` for
+version means: change both schema files (and ``tables``, their description,
+which a test checks against them), append a ``Migration`` that upgrades the
+previous version in place (``sql`` for SQLite, ``postgres_sql`` for
 PostgreSQL), and bump nothing else.
 """
 
@@ -15,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import tables
 from .errors import SchemaError
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
 DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parent / "sql" / "schema_orchestrator.sql"
 DEFAULT_POSTGRES_SCHEMA_PATH = DEFAULT_SCHEMA_PATH.with_name("schema_orchestrator_postgres.sql")
 
-TABLES = ("orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs")
+TABLES: tuple[str, ...] = tuple(tables.TABLES)  # the names, in schema order
 
 
 @dataclass(frozen=True)
