@@ -25,7 +25,8 @@ from pg_testing import connect_raw, database_url, run_sql, with_parameter
 from realistic_session import RecordedSession
 from typer.testing import CliRunner
 
-from orchestrator_store import postgres_backend
+from orchestrator_store import copy_to_postgres, postgres_backend
+from orchestrator_store.backend import Backend
 from orchestrator_store.cli import app
 from orchestrator_store.copy_to_postgres import copy_sqlite_to_postgres
 from orchestrator_store.location import redact_text, redact_url
@@ -832,6 +833,72 @@ async def test_copy_round_trips_every_row_exactly(
         assert new_log == max(row["id"] for row in source["agent_logs"]) + 1
         new_system = await db.create_system_log("INFO", "copy", "after the copy")
         assert new_system == max(row["id"] for row in source["system_logs"]) + 1
+
+
+# Every public name ``Backend`` declares (methods and properties).
+BACKEND_MEMBERS = frozenset(name for name in vars(Backend) if not name.startswith("_"))
+
+
+class OnlyTheInterface:
+    """A backend seen through ``Backend`` alone: whatever else it has is refused."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self.used: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in BACKEND_MEMBERS:
+            raise AttributeError(f"{name!r} is not declared by Backend")
+        self.used.add(name)
+        return getattr(self._backend, name)
+
+
+@pytest.mark.backend("postgresql")
+async def test_copy_uses_only_what_backend_declares(
+    recorded: RecordedSession, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    targets: list[OnlyTheInterface] = []
+
+    def seen_through_the_interface(*args: Any, **kwargs: Any) -> OnlyTheInterface:
+        targets.append(OnlyTheInterface(PostgresBackend(*args, **kwargs)))
+        return targets[-1]
+
+    monkeypatch.setattr(copy_to_postgres, "PostgresBackend", seen_through_the_interface)
+    source = await _every_row(recorded.path)
+
+    copied = await copy_sqlite_to_postgres(recorded.path, store_url)
+
+    assert copied == {table: len(rows) for table, rows in source.items()}
+    [target] = targets
+    assert {"open", "close", "transaction", "fetch_all", "execute_many"} <= target.used
+    assert await _every_row(store_url) == source
+
+
+@pytest.mark.backend("postgresql")
+async def test_copy_keeps_json_values_and_their_types(db_path: Path, store_url: str) -> None:
+    """JSON is copied as the store writes it: a float of 1e16 or more stays a
+    float (JSONB prints numbers without an exponent, so ``1e+16`` would come
+    back as an int), text stays UTF-8."""
+    context = {"big": 1e16, "negative": -2.5e20, "small": 1e-7, "text": "naïve ☃ 𝄞"}
+    config = [1, 1.0, None, {"nested": [True, 12345678901234567890.0]}]
+    async with DatabaseManager(db_path) as db:
+        definition = await db.create_orchestrator_agent("planner", None, "planner")
+        agent = await db.create_agent(definition, "session", context=context, config=config)
+        await db.create_agent_log(agent, "INFO", "milestone", "m", details={"cost": 1e300})
+
+    await copy_sqlite_to_postgres(db_path, store_url)
+
+    async with DatabaseManager(store_url) as db:
+        row = await db.get_agent(agent)
+        [log] = await db.get_agent_logs(agent)
+    assert row is not None
+
+    def typed(value: Any) -> str:  # 1e16 == 10**16, but not as text; JSONB orders keys its way
+        return json.dumps(value, sort_keys=True)
+
+    assert typed(row["context"]) == typed(context)
+    assert typed(row["config"]) == typed(config)
+    assert typed(log["details"]) == typed({"cost": 1e300})
 
 
 @pytest.mark.backend("postgresql")

@@ -1,12 +1,12 @@
 """What the manager needs from a backend: the interface both drivers implement.
 
-``DatabaseManager`` validates input and builds SQL (``adw_db_sql``); a backend
+``DatabaseManager`` validates input and builds SQL (``dialect``); a backend
 runs it. Both backends honour the same contract: a write outside
 ``transaction()`` commits before it returns; inside, it joins the block of the
 task that opened it (nested blocks are savepoints) and a refused statement
 leaves the block usable; reads by other tasks never wait for an open block;
 rows come back as plain dicts in the store's value formats; driver errors come
-out as the store's own (``adw_db_errors``) with the original as ``__cause__``.
+out as the store's own (``errors``) with the original as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,12 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
     async def execute(self, sql: str, params: Sequence[Any], *, table: str) -> WriteOutcome: ...
+
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]], *, table: str) -> None:
+        """Run the write ``sql`` once for each parameter row, all rows or none,
+        batched as the driver allows (moving data in bulk). Outside
+        ``transaction()`` it commits before it returns; inside, it joins the
+        block like any write."""
 
     async def insert_many(
         self, sql: str, rows: Sequence[Sequence[Any]], *, table: str

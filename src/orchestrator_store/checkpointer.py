@@ -10,7 +10,7 @@ PASSIVE checkpoint (it never waits for readers or writers) at most every
 
 A PASSIVE checkpoint cannot finish while the writer keeps appending, so under
 a steady stream the WAL grows until the writer's bound
-(``adw_db_sqlite.JOURNAL_SIZE_LIMIT``) restarts it; by then nearly every frame
+(``sqlite_backend.JOURNAL_SIZE_LIMIT``) restarts it; by then nearly every frame
 has been copied already, so the restart has little left to do.
 """
 

@@ -1,11 +1,11 @@
 """Move a SQLite store into PostgreSQL, keeping ids, timestamps, JSON and log ids.
 
 Rows are read through the store's public streaming read (``iter_rows``, a
-batch at a time, so memory stays flat) and written with ``executemany`` in
-batches, all in one PostgreSQL transaction: a failed copy leaves the target
-as it was. Parents are copied before children; an agent's parent is set in a
-second pass, since agents are read in id order, not in the order they were
-created. Log identities are restarted past the highest copied id, so new logs
+batch at a time, so memory stays flat) and written in batches with
+``Backend.execute_many``, all in one PostgreSQL transaction: a failed copy
+leaves the target as it was. Parents are copied before children; an agent's
+parent is set in a second pass, since agents are read in id order, not in the
+order they were created. Log identities are restarted past the highest copied id, so new logs
 never collide with copied ones. Rows created in the same microsecond may list
 in another order than on SQLite (ties break on the copy order there).
 """
@@ -13,13 +13,14 @@ in another order than on SQLite (ties break on the copy order there).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .backend import Backend
 from .dialect import COLUMNS, GENERATED_IDS, POSTGRES, SqlBuilder
 from .errors import DatabaseError
+from .json_codec import encode_json
 from .location import PoolSettings, redact_url
 from .manager import JSON_COLUMNS, DatabaseManager
 from .postgres_backend import PostgresBackend
@@ -35,18 +36,16 @@ ProgressCallback = Callable[[str, int], None]
 
 
 def _encode(table: str, row: dict[str, Any]) -> list[Any]:
-    """A decoded row back to the parameters of an INSERT (JSON as text)."""
+    """A decoded row back to the parameters of an INSERT (JSON as text,
+    encoded as the store's own writes encode it)."""
     json_columns = JSON_COLUMNS.get(table, ())
-    values = []
-    for column in COLUMNS[table]:
-        value = row[column]
-        if column in json_columns and value is not None:
-            value = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        values.append(value)
-    return values
+    return [
+        encode_json(row[column]) if column in json_columns else row[column]
+        for column in COLUMNS[table]
+    ]
 
 
-async def _target_counts(target: PostgresBackend) -> dict[str, int]:
+async def _target_counts(target: Backend) -> dict[str, int]:
     counts = {}
     for table in TABLES:
         rows = await target.fetch_all(f"SELECT count(*) AS n FROM {table}", (), table=table)
@@ -56,7 +55,7 @@ async def _target_counts(target: PostgresBackend) -> dict[str, int]:
 
 async def _copy_table(
     source: DatabaseManager,
-    target: PostgresBackend,
+    target: Backend,
     table: str,
     on_progress: ProgressCallback | None,
 ) -> int:
@@ -105,7 +104,8 @@ async def copy_sqlite_to_postgres(
     ``append`` (ids that exist there then make the whole copy fail)."""
     if not await asyncio.to_thread(source_path.is_file):  # opening it would create it
         raise DatabaseError(f"no SQLite store at {source_path}")
-    target = PostgresBackend(
+    # Only what ``Backend`` declares is used from here on.
+    target: Backend = PostgresBackend(
         url, schema_path=DEFAULT_POSTGRES_SCHEMA_PATH, pool=pool or PoolSettings()
     )
     async with DatabaseManager(source_path) as source:

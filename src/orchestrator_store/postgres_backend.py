@@ -26,7 +26,7 @@ How the store's contract maps onto PostgreSQL
   connection free within ``acquire_timeout`` a ``BusyError``: the connection
   is fine in both cases, and the next call works.
 * The URL may carry the pool's settings (``?statement_cache_size=0``, see
-  ``adw_db_location``); they are taken off before the driver sees the URL.
+  ``location``); they are taken off before the driver sees the URL.
   A database the URL names that does not exist is created (``CREATE DATABASE``
   from the ``postgres`` maintenance database) when the role may; otherwise the
   error says which ``createdb`` command to run.
@@ -566,15 +566,12 @@ class PostgresBackend:
             raise self._translate(exc, table, "read") from exc
         return [dict(record) for record in records]
 
-    async def execute_many(
-        self, sql: str, param_rows: Sequence[Sequence[Any]], *, table: str
-    ) -> None:
-        """Run one statement for each parameter row, in one round trip per
-        batch (moving data in bulk); joins this task's transaction, if any."""
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]], *, table: str) -> None:
+        """Run ``sql`` once per row, all or nothing (the driver's ``executemany``
+        is atomic), pipelined in one round trip; joins this task's transaction,
+        if any."""
         try:
-            await self._run(
-                lambda connection: connection.executemany(sql, param_rows), writes=table
-            )
+            await self._run(lambda connection: connection.executemany(sql, rows), writes=table)
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "bulk write") from exc
 

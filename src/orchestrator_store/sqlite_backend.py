@@ -2,7 +2,7 @@
 
 How concurrency works
 * Writes run on one stdlib ``sqlite3`` connection owned by its own thread
-  (``adw_db_writer``): one thread hop per write, and writes from many tasks
+  (``sqlite_writer``): one thread hop per write, and writes from many tasks
   never interleave inside one transaction.
 * A write outside ``transaction()`` joins whatever other writes are queued at
   that moment: they share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group
@@ -13,7 +13,7 @@ How concurrency works
   statement on and can never deadlock on a lock upgrade. The task that opened
   it is recorded; only that task's writes join it. Other tasks' writes wait in
   the writer thread until it ends; tasks started inside the block are refused
-  while it is open (``adw_db_ownership``), since the block may be waiting for
+  while it is open (``ownership``), since the block may be waiting for
   them. Nested blocks become savepoints.
 * Cancellation never leaves the write connection inside a transaction: BEGIN
   waits for another connection's lock on the event loop, one try at a time
@@ -48,10 +48,10 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
@@ -59,25 +59,25 @@ from .checkpointer import Checkpointer
 from .dialect import SQLITE, Dialect
 from .errors import (
     NOT_CONNECTED,
-    BusyError,
     DatabaseError,
-    IntegrityError,
     NotConnectedError,
     SchemaError,
     ValidationError,
 )
+from .location import SIDE_FILE_SUFFIXES
 from .ownership import TaskTransactions, Transaction
 from .schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from .shield import run_to_completion
-from .sqlite_writer import (
+from .sqlite_errors import (
     BUSY_RETRIES,
-    Statement,
-    WriteResult,
-    WriterThread,
+    busy_error,
+    busy_wait,
     is_busy,
     retry_busy,
-    run_statement,
+    retry_busy_async,
+    translate,
 )
+from .sqlite_writer import Statement, WriteResult, WriterThread, run_statement
 
 __all__ = ["SQLiteBackend", "WriteResult"]
 
@@ -95,17 +95,6 @@ BEGIN_FIRST_WAIT = 0.001  # seconds before BEGIN tries again for a lock another 
 BEGIN_LONGEST_WAIT = 0.05  # ... doubling up to this
 READER_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
 
-# Primary result codes (sqlite3 exposes the extended code; the low byte is the primary).
-_BUSY, _LOCKED, _READONLY, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 13, 14, 26
-_CONSTRAINT_KINDS = {
-    787: "foreign_key",
-    2067: "unique",
-    1555: "primary_key",
-    275: "check",
-    1299: "not_null",
-}
-
-T = TypeVar("T")
 Row = dict[str, Any]
 
 
@@ -170,10 +159,6 @@ def _schema_columns(schema_path: Path) -> dict[str, set[str]]:
         raise SchemaError(f"invalid schema file {schema_path}: {exc}") from exc
     finally:
         scratch.close()
-
-
-def _primary_code(exc: sqlite3.Error) -> int:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF
 
 
 def _read_version(connection: sqlite3.Connection) -> int:
@@ -490,7 +475,7 @@ class SQLiteBackend:
             except sqlite3.OperationalError as exc:
                 if not is_busy(exc) or time.monotonic() > deadline:
                     raise
-                time.sleep(random.uniform(0.005, 0.05))
+                time.sleep(busy_wait(1))  # the first pause each time: the deadline bounds the tries
 
     def _refuse_foreign_tables(self, writer: sqlite3.Connection) -> None:
         """An unversioned file may be adopted only if every table in it is one
@@ -580,7 +565,7 @@ class SQLiteBackend:
             await writer.stop(before_close or (lambda _connection: None))
 
     def _remove_created_files(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
+        for suffix in ("", *SIDE_FILE_SUFFIXES):
             with suppress(OSError):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
@@ -599,12 +584,10 @@ class SQLiteBackend:
         task is inside ``transaction()``."""
         return await self._write(Statement(sql, params), table)
 
-    async def execute_many(
-        self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
-    ) -> WriteResult:
-        """Run one statement per row, all or nothing; ``lastrowid`` is the last
-        row's id. Commits before this returns unless inside ``transaction()``."""
-        return await self._write(Statement(sql, rows, many=True), table)
+    async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]], *, table: str) -> None:
+        """Run ``sql`` once per row, all or nothing. Commits before this returns
+        unless inside ``transaction()``."""
+        await self._write(Statement(sql, rows, many=True), table)
 
     async def insert_many(
         self, sql: str, rows: Sequence[Sequence[Any]], *, table: str
@@ -614,7 +597,8 @@ class SQLiteBackend:
         out consecutive ids."""
         if not rows:
             return []
-        last = int((await self.execute_many(sql, rows, table=table)).lastrowid or 0)
+        written = await self._write(Statement(sql, rows, many=True), table)
+        last = int(written.lastrowid or 0)  # a many-row statement reports its last row's id
         return list(range(last - len(rows) + 1, last + 1))
 
     async def _write(self, statement: Statement, table: str) -> WriteResult:
@@ -678,8 +662,9 @@ class SQLiteBackend:
         while True:
             try:
                 async with self._write_lock:
-                    rows = await self._retry_busy(
-                        lambda: writer.call(_fetch_all("PRAGMA wal_checkpoint(TRUNCATE)", ()))
+                    rows = await retry_busy_async(
+                        lambda: writer.call(_fetch_all("PRAGMA wal_checkpoint(TRUNCATE)", ())),
+                        str(self.path),
                     )
             except sqlite3.Error as exc:
                 raise self._translate(exc, "(database)", "checkpoint") from exc
@@ -738,6 +723,8 @@ class SQLiteBackend:
         waits (``wait_for``, ``asyncio.timeout``) leaves at once, holding
         nothing, and the writer thread stays free meanwhile."""
         loop = asyncio.get_running_loop()
+        # Not ``retry_busy_async``: with the busy handler off each try answers
+        # at once, so the budget is the time those tries would have waited.
         deadline = loop.time() + self.busy_timeout * BUSY_RETRIES
         wait = BEGIN_FIRST_WAIT
         begin = _without_busy_wait("BEGIN IMMEDIATE", self._busy_ms)
@@ -749,7 +736,9 @@ class SQLiteBackend:
                 if not is_busy(exc):
                     raise self._translate(exc, "(transaction)", "begin") from exc
                 if loop.time() >= deadline:
-                    raise self._busy_error("(transaction)") from exc
+                    raise busy_error(
+                        "(transaction)", path=self.path, busy_timeout=self.busy_timeout
+                    ) from exc
             except asyncio.CancelledError:
                 # The try ran before the cancellation got through: undo it if it won.
                 await self._rollback(writer, "ROLLBACK")
@@ -784,49 +773,7 @@ class SQLiteBackend:
         except sqlite3.Error:
             logger.warning("%s: %s failed", self.path, statement, exc_info=True)
 
-    async def _retry_busy(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """SQLite already waited ``busy_timeout`` inside each attempt; retry a
-        few times with jitter so that contending processes spread out."""
-        for tries in range(1, BUSY_RETRIES + 1):
-            try:
-                return await attempt()
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or tries == BUSY_RETRIES:
-                    raise
-                delay = random.uniform(0.005, 0.05) * tries
-                logger.debug("%s: busy (try %s), retrying in %.3fs", self.path, tries, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     # --- errors ----------------------------------------------------------------
 
-    def _busy_error(self, table: str) -> BusyError:
-        return BusyError(
-            f"{table}: database is locked: another connection held {self.path} for longer "
-            f"than busy_timeout ({self.busy_timeout:g}s) on {BUSY_RETRIES} tries",
-            table=table,
-        )
-
     def _translate(self, exc: sqlite3.Error, table: str, action: str) -> DatabaseError:
-        code = _primary_code(exc)
-        error: DatabaseError
-        if isinstance(exc, sqlite3.IntegrityError):
-            kind = _CONSTRAINT_KINDS.get(getattr(exc, "sqlite_errorcode", 0), "constraint")
-            error = IntegrityError(f"{table}: {exc}", table=table, constraint=kind)
-        elif code in (_BUSY, _LOCKED):
-            error = self._busy_error(table)
-        elif code == _READONLY:
-            error = DatabaseError(f"{table}: {self.path} is read-only: {exc}", table=table)
-        elif code == _CANTOPEN:
-            error = DatabaseError(
-                f"{table}: cannot open {self.path}: {exc} (is the file or its folder "
-                "read-only? the store writes the database and its -wal and -shm files)",
-                table=table,
-            )
-        elif code == _FULL:
-            error = DatabaseError(f"{table}: the disk or database is full: {exc}", table=table)
-        elif code == _NOTADB:
-            error = DatabaseError(f"{self.path} is not a SQLite database: {exc}", table=table)
-        else:
-            error = DatabaseError(f"{table}: {action} failed: {exc}", table=table)
-        return error
+        return translate(exc, table, action, path=self.path, busy_timeout=self.busy_timeout)

@@ -9,7 +9,7 @@ so every write costs one thread hop. Two kinds of job:
 * ``write(statement)`` is an autocommit write. Writes queued at the same time
   share one ``BEGIN IMMEDIATE`` ... ``COMMIT`` (group commit), and each caller
   is answered only after that commit; consecutive single-row INSERTs of the
-  group run as one multi-row INSERT (``adw_db_coalesce``). A write that fails
+  group run as one multi-row INSERT (``coalesce``). A write that fails
   does not undo the others: SQLite's default conflict resolution (ABORT) rolls
   back just the failing statement (a merged INSERT that fails is run again row
   by row, so that only the bad row's caller gets the error), and a statement
@@ -42,10 +42,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
-import random
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -53,45 +51,14 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from .backend import WriteResult
 from .coalesce import BATCH_ROWS, mergeable, merged_sql, runs
+from .sqlite_errors import retry_busy
 
-__all__ = [
-    "BUSY_RETRIES",
-    "Statement",
-    "WriteResult",
-    "WriterThread",
-    "is_busy",
-    "retry_busy",
-    "run_statement",
-]
+__all__ = ["Statement", "WriteResult", "WriterThread", "run_statement"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-BUSY_RETRIES = 4
 MAX_GROUP = 1024  # writes per commit; bounds how long one commit holds the lock
-_BUSY, _LOCKED = 5, 6
-
-
-def is_busy(exc: BaseException) -> bool:
-    """ "database is locked" or "table is locked" (primary codes 5 and 6)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    return isinstance(exc, sqlite3.OperationalError) and code in (_BUSY, _LOCKED)
-
-
-def retry_busy(attempt: Callable[[], T], name: str) -> T:
-    """``attempt()``, tried again on "database is locked". SQLite already
-    waited ``busy_timeout`` inside each try; a few more tries with jitter let
-    contending processes spread out."""
-    for tries in range(1, BUSY_RETRIES):
-        try:
-            return attempt()
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc):
-                raise
-            delay = random.uniform(0.005, 0.05) * tries
-            logger.debug("%s: busy (try %s), retrying in %.3fs", name, tries, delay)
-            time.sleep(delay)
-    return attempt()  # the last try: its error is the caller's
 
 
 class Statement(NamedTuple):  # a tuple: one is made per write, on the event loop
