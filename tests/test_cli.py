@@ -15,13 +15,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 from realistic_session import EXPECTED, SESSION_A, SESSION_B, RecordedSession
 from typer.testing import CliRunner, Result
 
 from orchestrator_store import cli
 from orchestrator_store.cli import app
+from orchestrator_store.cli_render import LEVEL_STYLES, STATUS_STYLES
 from orchestrator_store.manager import JSON_COLUMNS, DatabaseManager
+from orchestrator_store.models import (
+    AGENT_STATUSES,
+    LOG_LEVELS,
+    PROMPT_STATUSES,
+    AgentIdPrefix,
+    AgentIdSuffix,
+)
 from orchestrator_store.schema import TABLES
 
 # The console script the package installs, beside this interpreter.
@@ -99,6 +108,73 @@ def test_the_console_script_runs(recorded: RecordedSession) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"] == EXPECTED["rows"]
+
+
+# --- one definition: what the store accepts is what the command line offers ----------------
+
+
+def test_level_choices_are_the_stores_log_levels(recorded: RecordedSession) -> None:
+    shown = CliRunner().invoke(app, ["logs", "--help"], env={"COLUMNS": "220"})
+    wrong_case = run(recorded.path, "logs", "--level", "error")
+
+    assert [level.value for level in cli.Level] == list(LOG_LEVELS)
+    assert f"--level <{'|'.join(LOG_LEVELS)}>" in shown.stdout
+    for level in LOG_LEVELS:
+        assert run(recorded.path, "logs", "--level", level).exit_code == 0, level
+    assert wrong_case.exit_code == 2  # exact case, as the store stores them
+    assert "Invalid value for '--level'" in wrong_case.stderr
+    assert f"'error' is not one of {', '.join(map(repr, LOG_LEVELS))}" in wrong_case.stderr
+
+
+# The command line imported after models gained a level: its --level offers it.
+WITH_A_NEW_LEVEL = """
+import typing
+from typer.testing import CliRunner
+from orchestrator_store import models
+
+models.LOG_LEVELS = (*models.LOG_LEVELS, "TRACE")
+models.LogLevel = typing.Literal[models.LOG_LEVELS]  # type: ignore[misc]
+from orchestrator_store.cli import app
+
+print(CliRunner().invoke(app, ["logs", "--help"], env={"COLUMNS": "220"}).stdout)
+"""
+
+
+def test_a_level_added_to_the_models_is_a_choice_of_level() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITH_A_NEW_LEVEL], capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"--level <{'|'.join(LOG_LEVELS)}|TRACE>" in done.stdout
+
+
+def test_an_id_part_is_refused_exactly_when_the_store_refuses_it(
+    recorded: RecordedSession,
+) -> None:
+    # None of these can match an agent (no id starts or ends with "-", none is all zeros).
+    parts = ["-", "ab--", " --AB ", "0" * 36, "-" * 36, "0" * 37, "", " ", "../etc", "g-"]
+    parts += ["\uff41", "\u0130", "0\n0"]
+
+    def store_takes(part: str) -> bool:
+        try:
+            AgentIdPrefix.model_validate({"prefix": part})
+            AgentIdSuffix.model_validate({"suffix": part})
+        except pydantic.ValidationError:
+            return False
+        return True
+
+    for part in parts:
+        line = fails(recorded.path, "agent", "--", part)  # "--": parts may start with "-"
+        if store_takes(part):
+            assert line.startswith("error: no agent id starts or ends with"), (part, line)
+        else:
+            assert line.endswith("is not an agent id or part of one (hex digits and dashes)")
+
+
+def test_every_level_and_status_of_the_store_has_a_style() -> None:
+    assert set(LEVEL_STYLES) == set(LOG_LEVELS)
+    assert set(STATUS_STYLES) == set(AGENT_STATUSES) | set(PROMPT_STATUSES)
 
 
 # --- stats, agents, agent ---------------------------------------------------------------

@@ -1,12 +1,13 @@
 """See what the agents did: inspect and maintain the orchestrator store.
 
-Run it with uv from the project root (the PEP 723 header above brings its
-dependencies)::
+The ``orchestrator-store`` command, installed with the store's ``cli`` extra
+(``pip install 'orchestrator-store[cli]'``); ``python -m orchestrator_store.cli``
+runs the same::
 
-    uv run adws/adw_modules/adw_store_cli.py --help
-    uv run adws/adw_modules/adw_store_cli.py stats
-    uv run adws/adw_modules/adw_store_cli.py --db other.db logs --level ERROR --follow
-    uv run adws/adw_modules/adw_store_cli.py copy-to-postgres orchestrator.db postgresql://...
+    orchestrator-store --help
+    orchestrator-store stats
+    orchestrator-store --db other.db logs --level ERROR --follow
+    orchestrator-store copy-to-postgres orchestrator.db postgresql://...
 
 Every command reads through ``DatabaseManager``'s public methods, so it works
 on any backend the store supports. Commands other than ``prune --yes`` only
@@ -14,6 +15,11 @@ read, and none of them creates a database file that does not exist. Errors are
 one line on stderr and exit status 1 (no traceback, whatever fails); Ctrl-C is
 exit status 130, except for ``logs --follow``, which it ends normally. What the
 store holds is shown as inert text: see ``cli_render``.
+
+What the store accepts is defined once, in ``models``: ``--level`` offers the
+levels of ``LogLevel`` (``LOG_LEVELS``), an agent id's part is checked by
+``AgentIdPrefix`` and ``AgentIdSuffix``, and ``--status`` and ``--type`` go to
+the store as given, which names the allowed values when it refuses one.
 """
 
 from __future__ import annotations
@@ -70,8 +76,10 @@ from .cli_render import (
     time_text,
 )
 from .dialect import COLUMNS
-from .location import resolve_database
+from .errors import ValidationError
+from .location import SIDE_FILE_SUFFIXES, resolve_database
 from .manager import JSON_COLUMNS, DatabaseError, DatabaseManager
+from .models import LOG_LEVELS, AgentIdPrefix, AgentIdSuffix, parse_input
 from .schema import TABLES
 
 __all__ = ["app", "main"]
@@ -82,7 +90,7 @@ EXPORT_BATCH = 1_000
 # --older-than's upper bound: a century is older than any store.
 MAX_DAYS = 36_500
 # A SQLite store's files besides the database: export must never write over one.
-STORE_FILE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+STORE_FILE_SUFFIXES = ("", *SIDE_FILE_SUFFIXES)
 # Spreadsheets run a cell starting with one of these as a formula (OWASP's "CSV
 # injection"): text cells that do are exported with a leading "'".
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -112,15 +120,15 @@ class CliError(Exception):
     """A problem with what the user asked for, shown as one line."""
 
 
-class Level(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-    CRITICAL = "CRITICAL"
+# --level's choices: the store's log levels (models.LOG_LEVELS), in their order
+# and case. An Enum, because every Typer the `cli` extra allows takes one
+# (Literal choices need Typer 0.19); mypy cannot see members made from a tuple.
+Level = StrEnum("Level", [(name, name) for name in LOG_LEVELS])  # type: ignore[misc]
 
 
 class CostGroup(StrEnum):
+    """``costs --by``: the store's groupings, spelt with dashes on the command line."""
+
     session = "session"
     model = "model"
     agent_type = "agent-type"
@@ -128,6 +136,8 @@ class CostGroup(StrEnum):
 
 
 class ExportFormat(StrEnum):
+    """``export --format``."""
+
     jsonl = "jsonl"
     csv = "csv"
 
@@ -140,6 +150,7 @@ def _options(
     ctx: typer.Context,
     db: Annotated[str | None, typer.Option("--db", metavar="PATH|URL", help=DB_HELP)] = None,
 ) -> None:
+    """Options before the command: ``--db`` is kept for the command to use."""
     ctx.obj = db
     _keep_library_logs_quiet()
 
@@ -221,12 +232,22 @@ def _since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _id_part(part: str) -> str:
+    """``part`` as the store looks it up (``AgentIdPrefix``: stripped, lowercase),
+    if the store takes it as an id's start and as its end."""
+    try:
+        parse_input(AgentIdSuffix, "agents", {"suffix": part})
+        return parse_input(AgentIdPrefix, "agents", {"prefix": part}).prefix
+    except ValidationError:
+        raise CliError(
+            f"{part.strip().lower()!r} is not an agent id or part of one (hex digits and dashes)"
+        ) from None
+
+
 async def _agent_by_id_part(db: DatabaseManager, part: str) -> dict[str, Any]:
     """The one agent whose id starts or ends with ``part`` (lists show an id's
     last characters: time-ordered ids share their first ones)."""
-    part = part.strip().lower()
-    if not 0 < len(part) <= 36 or any(char not in "0123456789abcdef-" for char in part):
-        raise CliError(f"{part!r} is not an agent id or part of one (hex digits and dashes)")
+    part = _id_part(part)
     matches = {row["id"]: row for row in await db.find_agents_by_prefix(part, limit=2)}
     for row in await db.find_agents_by_suffix(part, limit=2):
         matches.setdefault(row["id"], row)

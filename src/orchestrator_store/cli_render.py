@@ -19,6 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from .models import AGENT_STATUSES, PROMPT_STATUSES, AgentStatus, LogLevel, PromptStatus
+
 __all__ = [
     "LEVEL_STYLES",
     "STATUS_STYLES",
@@ -36,23 +38,25 @@ __all__ = [
     "time_text",
 ]
 
-LEVEL_STYLES = {
+# Keyed by the store's own values (models), so that mypy refuses a key that
+# models does not define. A level without a style is shown plain.
+LEVEL_STYLES: dict[LogLevel, str] = {
     "DEBUG": "dim",
     "INFO": "green",
     "WARNING": "yellow",
     "ERROR": "bold red",
     "CRITICAL": "bold white on red",
 }
-STATUS_STYLES = {
+# Agents' and prompts' statuses: those that are settled (or not begun) have a
+# style of their own; every other one, whatever models adds, is work under way.
+_SETTLED_STYLES: dict[AgentStatus | PromptStatus, str] = {
     "completed": "green",
     "failed": "bold red",
     "cancelled": "dim",
-    "executing": "cyan",
-    "planning": "cyan",
-    "reviewing": "cyan",
-    "initializing": "cyan",
     "pending": "dim",
-    "streaming": "cyan",
+}
+STATUS_STYLES: dict[str, str] = {
+    status: _SETTLED_STYLES.get(status, "cyan") for status in (*AGENT_STATUSES, *PROMPT_STATUSES)
 }
 NUMERIC_COLUMNS = ("agents", "active", "prompts", "rows")
 NUMERIC_WORDS = ("cost", "tokens", "latency", "duration")
@@ -98,6 +102,7 @@ def plain_lines(value: object, indent: str) -> str:
 
 
 def short_id(value: str | None) -> str:
+    """An id's last ``SHORT_ID`` characters (``-`` for none), as inert text."""
     return plain(value[-SHORT_ID:]) if value else "-"
 
 
@@ -108,10 +113,12 @@ def money_amount(value: float | Decimal) -> Decimal:
 
 
 def money(value: float | Decimal) -> str:
+    """Dollars as shown: ``$1,234.5678`` (see ``money_amount``)."""
     return f"${money_amount(value):,}"
 
 
 def bytes_text(size: int) -> str:
+    """A size: whole bytes below 1 KiB, else KiB, MiB or GiB to one decimal."""
     amount = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if amount < 1024 or unit == "GiB":
@@ -136,6 +143,7 @@ def duration_text(start: str, end: str | None) -> str:
 
 
 def styled(value: str, styles: dict[str, str]) -> Text:
+    """``value`` as inert text, in the style ``styles`` gives it (else plain)."""
     return Text(plain(value), style=styles.get(value, ""))
 
 
@@ -242,5 +250,6 @@ def _json_default(value: Any) -> Any:
 
 
 def new_console(*, stderr: bool = False) -> Console:
-    # highlight=False: Rich would otherwise colour numbers and ids in messages at random.
+    """A console on stdout (or stderr) that adds no colour of its own: Rich would
+    otherwise highlight numbers and ids in messages at random."""
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
