@@ -542,6 +542,7 @@ async def test_writes_go_on_past_the_wal_bound_while_another_process_reads(
     so 100 writes could never finish under the hang guard. They do, while
     the reader still holds; once it lets go, the WAL is restarted and trimmed."""
     from orchestrator_store import sqlite_backend
+
     limit = 32 * 1024
     monkeypatch.setattr(sqlite_backend, "JOURNAL_SIZE_LIMIT", limit)
     monkeypatch.setattr(sqlite_backend, "WAL_CHECK_SECONDS", 0.0)

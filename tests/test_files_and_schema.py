@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pkgutil
 import random
 import re
 import sqlite3
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import orchestrator_store
 from orchestrator_store import sqlite_backend
 from orchestrator_store.manager import (
     DatabaseError,
@@ -33,19 +35,10 @@ from orchestrator_store.schema import DEFAULT_SCHEMA_PATH
 
 SCHEMA_FILE = DEFAULT_SCHEMA_PATH
 TABLES = {"orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"}
+# Every module of the package may log, under its own name.
 LIBRARY_LOGGERS = tuple(
-    f"orchestrator_store.{name}"
-    for name in (
-        "manager",
-        "sqlite_backend",
-        "sqlite_writer",
-        "checkpointer",
-        "postgres_backend",
-        "schema",
-        "dialect",
-        "errors",
-        "models",
-    )
+    f"orchestrator_store.{module.name}"
+    for module in pkgutil.iter_modules(orchestrator_store.__path__)
 )
 SIDE_FILES = ("-wal", "-shm", "-journal")
 HANG_GUARD = 60.0  # seconds; only ever a guard against hanging, never a speed check
@@ -434,7 +427,7 @@ def test_default_db_path_is_in_the_current_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The package on its own: ``orchestrator.db`` in the current folder (a project's
-    adw_database.py passes its configured file instead: test_seed_modules.py)."""
+    adw_database.py passes its configured file instead: test_store_smoke.py)."""
     monkeypatch.delenv("ORCHESTRATOR_DB_PATH", raising=False)
     monkeypatch.delenv("ORCHESTRATOR_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -1,13 +1,13 @@
 -- Orchestrator store: the SQLite schema (source of truth for the latest version).
 --
 -- Conventions
---   * ids of definitions, agents and prompts are UUID4 text; log ids are integers.
+--   * ids of definitions, agents and prompts are time-ordered UUID (version 7) text; log ids are integers.
 --   * timestamps are TEXT written by the store only, always in one fixed format:
 --     UTC, ISO 8601, microseconds, explicit offset: 2026-01-31T12:00:00.000000+00:00.
 --     The fixed width makes text order equal time order. The CHECKs below refuse
 --     any other format, so no default or trigger can slip a second format in.
 --   * JSON columns hold text that json_valid() accepts, or NULL.
---   * every enumeration is a CHECK, mirrored by a Literal in orch_database_models.py.
+--   * every enumeration is a CHECK, mirrored by a Literal in models.py.
 
 CREATE TABLE IF NOT EXISTS orchestrator_agents (
     id            TEXT PRIMARY KEY NOT NULL,

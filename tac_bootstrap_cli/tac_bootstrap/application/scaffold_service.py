@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from tac_bootstrap.domain.config import SIDE_FILE_SUFFIXES, ProjectConfig, project_relative
+from orchestrator_store.location import SIDE_FILE_SUFFIXES
+from tac_bootstrap.domain.config import ProjectConfig, project_relative
 from tac_bootstrap.domain.errors import TacBootstrapError
 from tac_bootstrap.domain.plan import Action, Plan, PlannedFile
 from tac_bootstrap.infrastructure.atomic_write import write_atomic

@@ -148,7 +148,7 @@ def _demo_in(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "pyproject.toml").exists():
         init = [uv, "init", "--bare", "--no-workspace", "--name", "demo-project"]
-        if _step(init, directory, show="uv init --bare --name demo-project") != 0:
+        if _step(init, directory, show="uv init --bare --name demo-project", first=True) != 0:
             return 1
     config = ProjectConfig()
     plan = build_plan(config, directory, config_file=dump_config(config))
@@ -173,10 +173,13 @@ def _uv() -> str:
     return found
 
 
-def _step(command: list[str], directory: Path, *, show: str, output: bool = False) -> int:
+def _step(
+    command: list[str], directory: Path, *, show: str, output: bool = False, first: bool = False
+) -> int:
     """Run one of the demo's commands in the demo project; print its output when
     ``output``, and uv's own messages only when it fails."""
-    out.print(f"\n$ {escape(show)}   [dim](in {escape(str(directory))})[/dim]")
+    blank = "" if first else "\n"
+    out.print(f"{blank}$ {escape(show)}   [dim](in {escape(str(directory))})[/dim]")
     done = subprocess.run(
         command,
         cwd=directory,
