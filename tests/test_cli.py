@@ -99,6 +99,21 @@ def test_importing_the_store_does_not_import_the_command_line_dependencies() -> 
     assert done.stdout.strip() == "[]"
 
 
+def test_without_the_cli_extra_the_command_says_what_to_install() -> None:
+    code = (
+        "import runpy, sys; sys.modules['typer'] = None; "  # as if typer were not installed
+        "runpy.run_module('orchestrator_store.cli', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "orchestrator-store: the command line needs typer, which is not installed: "
+        "pip install 'orchestrator-store[cli]' (or `uv add 'orchestrator-store[cli]'`)"
+    )
+
+
 def test_the_console_script_runs(recorded: RecordedSession) -> None:
     done = subprocess.run(
         [str(CLI), "--db", str(recorded.path), "stats", "--json"],

@@ -39,9 +39,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert UV is not None
     outside = tmp_path_factory.mktemp("outside")
     dist = outside / "dist"
-    run([UV, "build", "--wheel", "--out-dir", str(dist)], REPO_ROOT)
+    run([UV, "build", "--out-dir", str(dist)], REPO_ROOT)  # an sdist, and a wheel built from it
     run([UV, "build", "--wheel", "--package", "tac-bootstrap", "--out-dir", str(dist)], REPO_ROOT)
     (store,) = dist.glob("orchestrator_store-*.whl")
+    assert len(list(dist.glob("orchestrator_store-*.tar.gz"))) == 1
     (scaffolder,) = dist.glob("tac_bootstrap-*.whl")
     run([UV, "venv", "--python", sys.executable, str(outside / "venv")], outside)
     python = outside / "venv" / "bin" / "python"
