@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -191,3 +193,18 @@ def test_main_help(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "--db" in out
     assert "--demo" in out
+
+
+def test_main_ends_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
+    """``adw_database.py --demo | head -1``: no traceback, status 0."""
+    path = tmp_path / "piped.db"
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator_store", "--db", str(path), "--demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # before the first line is written
+    assert reader.wait(timeout=60) == 0
+    assert reader.stderr.read() == b""
+    assert path.is_file()  # opened, then its first line found no reader
