@@ -52,3 +52,22 @@ def test_readme_lists_the_bounds_and_the_error_classes() -> None:
     errors = [name for name in manager.__all__ if name.endswith("Error")]
     for name in errors:
         assert f"`{name}`" in text, name
+
+
+def test_the_package_root_exports_what_the_readme_says() -> None:
+    """Installing: the error classes, the allowed values and the row models from the root."""
+    import orchestrator_store
+    from orchestrator_store import errors, models
+
+    exported = set(orchestrator_store.__all__)
+    error_classes = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.DatabaseError)
+    }
+    assert error_classes <= exported
+    values = {"AGENT_STATUSES", "AGENT_TYPES", "PROMPT_STATUSES", "PROMPT_TYPES"}
+    assert values | {"LOG_LEVELS", "LOG_TYPES", "PoolSettings", "Transaction"} <= exported
+    assert {model.__name__ for model in models.ROW_MODELS.values()} <= exported
+    for name in exported:
+        assert getattr(orchestrator_store, name) is not None, name

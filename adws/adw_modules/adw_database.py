@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import orchestrator_store
 from orchestrator_store import (
@@ -76,23 +77,11 @@ def configured_database() -> Path | str:
 class DatabaseManager(orchestrator_store.DatabaseManager):
     """``orchestrator_store.DatabaseManager`` whose default is this project's database."""
 
-    def __init__(
-        self,
-        db_path: str | os.PathLike[str] | None = None,
-        *,
-        schema_path: str | os.PathLike[str] | None = None,
-        busy_timeout: float = 5.0,
-        synchronous: str = "NORMAL",
-        pool: PoolSettings | None = None,
-    ) -> None:
-        super().__init__(
-            db_path,
-            schema_path=schema_path,
-            busy_timeout=busy_timeout,
-            synchronous=synchronous,
-            pool=pool,
-            default_database=configured_database(),
-        )
+    def __init__(self, db_path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        """``options`` are the package's (``schema_path``, ``busy_timeout``,
+        ``synchronous``, ``pool``), passed on as they are, so they never go stale here."""
+        options.setdefault("default_database", configured_database())
+        super().__init__(db_path, **options)
 
 
 if __name__ == "__main__":

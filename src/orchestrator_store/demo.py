@@ -105,5 +105,7 @@ def main(argv: list[str] | None = None, *, default_database: str | Path | None =
         return 130
     except BrokenPipeError:  # the reader left (`| head`): nothing to report
         # Python flushes stdout once more at exit; let that go nowhere, quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0

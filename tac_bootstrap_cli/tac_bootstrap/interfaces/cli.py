@@ -148,7 +148,7 @@ def _demo_in(directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "pyproject.toml").exists():
         init = [uv, "init", "--bare", "--no-workspace", "--name", "demo-project"]
-        if _step(init, directory, show="uv init --bare --name demo-project", first=True) != 0:
+        if _step(init, directory, first=True) != 0:
             return 1
     config = ProjectConfig()
     plan = build_plan(config, directory, config_file=dump_config(config))
@@ -157,8 +157,7 @@ def _demo_in(directory: Path) -> int:
         ["adws/adw_modules/adw_database.py", "--demo"],
         ["pytest", "-q", "-p", "no:cacheprovider", "adws/adw_tests"],
     ):
-        shown = "uv run " + " ".join(command)
-        if _step([uv, "run", *command], directory, show=shown, output=True) != 0:
+        if _step([uv, "run", *command], directory, output=True) != 0:
             return 1
     return 0
 
@@ -173,13 +172,12 @@ def _uv() -> str:
     return found
 
 
-def _step(
-    command: list[str], directory: Path, *, show: str, output: bool = False, first: bool = False
-) -> int:
-    """Run one of the demo's commands in the demo project; print its output when
-    ``output``, and uv's own messages only when it fails."""
+def _step(command: list[str], directory: Path, *, output: bool = False, first: bool = False) -> int:
+    """Run one of the demo's uv commands in the demo project, shown as it runs; print
+    its output when ``output``, and uv's own messages only when it fails."""
+    shown = " ".join(["uv", *command[1:]])  # command[0] is uv's full path
     blank = "" if first else "\n"
-    out.print(f"{blank}$ {escape(show)}   [dim](in {escape(str(directory))})[/dim]")
+    out.print(f"{blank}$ {escape(shown)}   [dim](in {escape(str(directory))})[/dim]")
     done = subprocess.run(
         command,
         cwd=directory,
