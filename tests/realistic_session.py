@@ -1,11 +1,13 @@
 """A realistic store to report on: two sessions, ten and two days ago.
 
 Session ``feature_Tac_14_Task_8`` (ten days ago, 09:00 UTC): a planner, a builder
-that fails after a failed correction prompt, a reviewer. Session
-``bug_Tac_15_Task_2`` (two days ago, 09:00 UTC): a planner and a builder still
-executing with a streaming prompt. The store writes every row; past times are
-then set with stdlib sqlite3, in the store's exact timestamp format. Logs are
-written in time order, so their ids follow time as they would in real use.
+that fails after a failed correction prompt, a reviewer; the orchestrator's chat
+with the user and the builder, and a workflow run that fails at its build step.
+Session ``bug_Tac_15_Task_2`` (two days ago, 09:00 UTC): a planner and a builder
+still executing with a streaming prompt, in a workflow run still in progress.
+The store writes every row; past times are then set with stdlib sqlite3, in
+the store's exact timestamp format. Logs are written in time order, so their
+ids follow time as they would in real use.
 
 The figures the tests expect are written out by hand in ``EXPECTED`` below.
 """
@@ -92,6 +94,18 @@ LOGS_B = (
     (241, "scheduler", "WARNING", None, "queue depth 12", {"depth": 12}),
     (300, "b2", "DEBUG", "tool_call", "read src/health.py", None),
 )
+# The planner definition's chat in session A: (seconds after 09:00, sender, receiver,
+# agent key or None, message)
+CHAT_A = (
+    (-2, "user", "orchestrator", None, "Implement issue 14"),
+    (360, "orchestrator", "agent", "a2", "Build step 1 of the plan"),
+    (1200, "agent", "orchestrator", "a2", "tests failed"),
+)
+# (adw id, name, type, session, steps, steps done, final status or None, minutes, error)
+WORKFLOWS = (
+    ("a1b2c3d4", "adw_plan_build", "plan_build", SESSION_A, 3, 2, "failed", 25, "tests failed"),
+    ("e5f6a7b8", "adw_plan_build", "plan_build", SESSION_B, 3, 1, None, None, None),
+)
 
 EXPECTED: dict[str, Any] = {
     "rows": {
@@ -100,6 +114,8 @@ EXPECTED: dict[str, Any] = {
         "prompts": 6,
         "agent_logs": 12,
         "system_logs": 5,
+        "orchestrator_chat": 3,
+        "ai_developer_workflows": 2,
     },
     "sessions": {
         SESSION_A: {
@@ -144,6 +160,9 @@ async def record_realistic_session(path: Path) -> RecordedSession:
     agent_times: dict[str, tuple[str, str | None]] = {}
     prompt_times: list[tuple[str, str, str | None]] = []
     log_times: list[tuple[str, int, str]] = []
+    chat_times: list[tuple[str, str]] = []  # (id, created_at)
+    # (id, started_at, completed_at, duration_seconds)
+    workflow_times: list[tuple[str, str, str | None, float | None]] = []
     async with DatabaseManager(path) as db:
         definitions = {
             name: await db.create_orchestrator_agent(name, f"The {name}", name, default_model=model)
@@ -198,6 +217,38 @@ async def record_realistic_session(path: Path) -> RecordedSession:
                     agent = recorded.agents[who]
                     log_id = await db.create_agent_log(agent, level, log_type, message, details)
                     log_times.append(("agent_logs", log_id, at))
+        for seconds, sender, receiver, who, message in CHAT_A:
+            chat_id = await db.create_chat_message(
+                definitions["planner"],
+                sender,
+                receiver,
+                message,
+                agent_id=recorded.agents.get(who or ""),
+                metadata={"issue": 14},
+            )
+            at = format_timestamp(recorded.base_a + timedelta(seconds=seconds))
+            chat_times.append((chat_id, at))
+        for adw_id, name, kind, session, steps, done, status, minutes, error in WORKFLOWS:
+            workflow = await db.start_workflow(
+                name,
+                kind,
+                adw_id=adw_id,
+                total_steps=steps,
+                orchestrator_agent_id=definitions["planner"],
+                input_data={"session": session},
+            )
+            await db.update_workflow_step(workflow, "build", completed_steps=done)
+            if status is not None:
+                await db.end_workflow(
+                    workflow, status, error_message=error, error_step="build", output_data=None
+                )
+            started = format_timestamp(bases[session])
+            ended = None
+            if minutes is not None:
+                ended = format_timestamp(bases[session] + timedelta(minutes=minutes))
+            workflow_times.append(
+                (workflow, started, ended, None if minutes is None else minutes * 60.0)
+            )
     with sqlite3.connect(path) as raw:
         for agent, (started_at, completed_at) in agent_times.items():
             raw.execute(
@@ -211,5 +262,17 @@ async def record_realistic_session(path: Path) -> RecordedSession:
             )
         for table, log_id, created_at in log_times:
             raw.execute(f"UPDATE {table} SET created_at = ? WHERE id = ?", (created_at, log_id))
+        for chat_id, created_at in chat_times:
+            raw.execute(
+                "UPDATE orchestrator_chat SET created_at = ?, updated_at = ? WHERE id = ?",
+                (created_at, created_at, chat_id),
+            )
+        for workflow, started_at, completed_at, duration in workflow_times:
+            updated_at = completed_at or started_at
+            raw.execute(
+                "UPDATE ai_developer_workflows SET started_at = ?, created_at = ?,"
+                " completed_at = ?, duration_seconds = ?, updated_at = ? WHERE id = ?",
+                (started_at, started_at, completed_at, duration, updated_at, workflow),
+            )
     raw.close()
     return recorded

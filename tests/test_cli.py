@@ -31,7 +31,7 @@ from orchestrator_store.models import (
     AgentIdPrefix,
     AgentIdSuffix,
 )
-from orchestrator_store.schema import TABLES
+from orchestrator_store.schema import LATEST_VERSION, TABLES
 
 # The console script the package installs, beside this interpreter.
 CLI = Path(sys.executable).with_name("orchestrator-store")
@@ -200,11 +200,11 @@ def test_stats(recorded: RecordedSession) -> None:
     report = json.loads(ok(recorded.path, "stats", "--json"))
 
     assert report["rows"] == EXPECTED["rows"]
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == LATEST_VERSION
     assert report["file_bytes"] == recorded.path.stat().st_size
     assert report["logs_first"][:19] == f"{recorded.day(recorded.base_a)}T08:59:59"
     assert report["logs_last"][:19] == f"{recorded.day(recorded.base_b)}T09:05:00"
-    assert "schema version  1" in out
+    assert f"schema version  {LATEST_VERSION}" in out
     assert f"logs span       {recorded.day(recorded.base_a)} 08:59:59 .." in out
     for table, count in EXPECTED["rows"].items():
         assert [table, str(count)] in [cells(line) for line in out.splitlines()]

@@ -26,10 +26,11 @@ from typing import Any
 import pytest
 
 from orchestrator_store.manager import BusyError, DatabaseManager, IntegrityError
-from orchestrator_store.schema import DEFAULT_SCHEMA_PATH
+from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
+from orchestrator_store.schema import TABLES as SCHEMA_TABLES
 
 SCHEMA_FILE = DEFAULT_SCHEMA_PATH
-TABLES = {"orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"}
+TABLES = set(SCHEMA_TABLES)
 HANG_GUARD = 60.0  # seconds; a guard against hanging, never a speed check
 PROCESS_HANG_GUARD = 120.0
 CHANCE_TO_MISBEHAVE = 0.5  # seconds a blocked write gets to (wrongly) finish
@@ -825,6 +826,7 @@ import asyncio
 import sys
 
 from orchestrator_store.manager import DatabaseManager
+from orchestrator_store.schema import LATEST_VERSION
 
 
 async def main() -> None:
@@ -832,7 +834,7 @@ async def main() -> None:
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)  # connect together
     async with DatabaseManager(path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
         await db.create_system_log("INFO", "connector", f"process {index}")
         definition = await db.create_orchestrator_agent(f"agent-{index}", None, "utility")
         assert await db.get_orchestrator_agent(definition) is not None
@@ -862,7 +864,7 @@ async def test_several_processes_create_a_new_file_at_once(tmp_path: Path) -> No
         assert stdout.split() == ["done"]  # "ready" was read already
 
     with raw_db(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == LATEST_VERSION
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         tables = [
@@ -887,4 +889,4 @@ async def test_several_processes_create_a_new_file_at_once(tmp_path: Path) -> No
     assert messages_ == sorted(f"process {index}" for index in range(processes_count))
     assert names == sorted(f"agent-{index}" for index in range(processes_count))
     async with DatabaseManager(path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION

@@ -21,7 +21,15 @@ from pydantic import BaseModel
 from orchestrator_store import manager, schema
 from orchestrator_store.dialect import COLUMNS
 from orchestrator_store.manager import DatabaseManager
-from orchestrator_store.models import Agent, AgentLog, OrchestratorAgent, Prompt, SystemLog
+from orchestrator_store.models import (
+    Agent,
+    AgentLog,
+    AiDeveloperWorkflow,
+    OrchestratorAgent,
+    OrchestratorChat,
+    Prompt,
+    SystemLog,
+)
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00$")
 
@@ -31,6 +39,8 @@ ROW_MODELS: dict[str, type[BaseModel]] = {
     "prompts": Prompt,
     "agent_logs": AgentLog,
     "system_logs": SystemLog,
+    "orchestrator_chat": OrchestratorChat,
+    "ai_developer_workflows": AiDeveloperWorkflow,
 }
 TIMESTAMP_COLUMNS = {
     "orchestrator_agents": ("created_at", "updated_at"),
@@ -38,6 +48,8 @@ TIMESTAMP_COLUMNS = {
     "prompts": ("created_at", "completed_at"),
     "agent_logs": ("created_at",),
     "system_logs": ("created_at",),
+    "orchestrator_chat": ("created_at", "updated_at"),
+    "ai_developer_workflows": ("started_at", "completed_at", "created_at", "updated_at"),
 }
 
 
@@ -864,7 +876,7 @@ async def test_same_timestamp_ties_break_on_creation_order(
 # --- cascades --------------------------------------------------------------------
 
 
-async def test_deleting_a_definition_deletes_its_agents_prompts_and_logs(
+async def test_deleting_a_definition_deletes_its_agents_prompts_logs_chat_and_workflows(
     db: DatabaseManager,
 ) -> None:
     doomed = await db.create_orchestrator_agent(
@@ -882,6 +894,9 @@ async def test_deleting_a_definition_deletes_its_agents_prompts_and_logs(
             agent_id=agent, log_level="INFO", log_type="milestone", message="m"
         )
     await db.create_system_log(log_level="INFO", component="c", message="not tied to agents")
+    for definition in (doomed, kept):
+        await db.create_chat_message(definition, "user", "orchestrator", "hello")
+        await db.start_workflow("adw_plan", "plan", orchestrator_agent_id=definition)
 
     assert await db.count_rows() == {
         "orchestrator_agents": 2,
@@ -889,6 +904,8 @@ async def test_deleting_a_definition_deletes_its_agents_prompts_and_logs(
         "prompts": 3,
         "agent_logs": 3,
         "system_logs": 1,
+        "orchestrator_chat": 2,
+        "ai_developer_workflows": 2,
     }
     assert await db.delete_orchestrator_agent(agent_id=doomed)
     assert await db.count_rows() == {
@@ -897,6 +914,8 @@ async def test_deleting_a_definition_deletes_its_agents_prompts_and_logs(
         "prompts": 1,
         "agent_logs": 1,
         "system_logs": 1,
+        "orchestrator_chat": 1,
+        "ai_developer_workflows": 1,
     }
     assert ids(await db.list_agents()) == [survivor]
     assert [row["agent_id"] for row in await db.list_prompts()] == [survivor]
@@ -1073,6 +1092,8 @@ async def test_count_rows(db: DatabaseManager, agent_id: str) -> None:
         "prompts": 0,
         "agent_logs": 0,
         "system_logs": 0,
+        "orchestrator_chat": 0,
+        "ai_developer_workflows": 0,
     }
     await db.create_prompt(agent_id=agent_id, prompt_type="adw", prompt_text="p")
     await db.create_agent_log(
@@ -1088,6 +1109,8 @@ async def test_count_rows(db: DatabaseManager, agent_id: str) -> None:
         "prompts": 1,
         "agent_logs": 2,
         "system_logs": 1,
+        "orchestrator_chat": 0,
+        "ai_developer_workflows": 0,
     }
 
 
@@ -1304,7 +1327,32 @@ SIGNATURES = {
     "create_system_log": "log_level, component, message, details=None",
     "get_system_logs": "log_level=None, component=None, *, limit=None",
     "list_recent_system_logs": "limit=100",
-    "cleanup_old_logs": "days",
+    "create_chat_message": (
+        "orchestrator_agent_id, sender_type, receiver_type, message, *, summary=None, "
+        "agent_id=None, metadata=None"
+    ),
+    "get_chat_message": "message_id",
+    "list_chat_messages": "orchestrator_agent_id=None, *, agent_id=None, limit=None, offset=0",
+    "update_chat_message": "message_id, **fields",
+    "delete_chat_message": "message_id",
+    "start_workflow": (
+        "adw_name, workflow_type, *, adw_id=None, description=None, total_steps=0, "
+        "orchestrator_agent_id=None, input_data=None, metadata=None"
+    ),
+    "update_workflow_step": (
+        "workflow_id, current_step, *, completed_steps=None, status='in_progress'"
+    ),
+    "end_workflow": (
+        "workflow_id, status, *, error_message=None, error_step=None, output_data=None"
+    ),
+    "update_workflow": "workflow_id, **fields",
+    "get_workflow": "workflow_id",
+    "get_workflow_by_adw_id": "adw_id",
+    "list_workflows": (
+        "*, status=None, workflow_type=None, orchestrator_agent_id=None, limit=None, offset=0"
+    ),
+    "delete_workflow": "workflow_id",
+    "cleanup_old_logs": "days=30",
     "schema_version": "",
     "count_rows": "",
     "create_agent_logs": "rows",
@@ -1325,6 +1373,11 @@ SIGNATURES = {
     ),
     "find_agents_by_prefix": "prefix, *, limit=2",
     "find_agents_by_suffix": "suffix, *, limit=2",
+    "log_agent_event": "agent_id, log_type, message, metadata=None, log_level='INFO'",
+    "get_logs_by_type": "log_type, limit=100",
+    "get_agent_logs_by_type": "agent_id, log_type, limit=100",
+    "get_recent_logs": "limit=100",
+    "query": "sql, params=()",
 }
 
 

@@ -31,10 +31,11 @@ from orchestrator_store.manager import (
     SchemaError,
     ValidationError,
 )
-from orchestrator_store.schema import DEFAULT_SCHEMA_PATH
+from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
+from orchestrator_store.schema import TABLES as SCHEMA_TABLES
 
 SCHEMA_FILE = DEFAULT_SCHEMA_PATH
-TABLES = {"orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"}
+TABLES = set(SCHEMA_TABLES)
 # Every module of the package may log, under its own name.
 LIBRARY_LOGGERS = tuple(
     f"orchestrator_store.{module.name}"
@@ -288,19 +289,17 @@ async def test_file_and_parent_folders_are_created_on_first_connect(tmp_path: Pa
     await db.connect()
     try:
         assert path.is_file()
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
     finally:
         await db.close()
     assert table_names(path) >= TABLES
-    assert user_version(path) == 1
+    assert user_version(path) == LATEST_VERSION
 
 
 @pytest.mark.backend("sqlite")  # SQLite file settings, read through raw sqlite3
 async def test_schema_initialisation_creates_tables_and_indexes(db: DatabaseManager) -> None:
-    assert await db.schema_version() == 1
-    assert await db.count_rows() == dict.fromkeys(
-        ("orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"), 0
-    )
+    assert await db.schema_version() == LATEST_VERSION
+    assert await db.count_rows() == dict.fromkeys(SCHEMA_TABLES, 0)
     with raw_db(db.db_path) as raw:
         indexes = {
             name
@@ -507,7 +506,7 @@ async def test_invalid_schema_sql_is_a_schema_error_naming_the_file(
     assert files_for(db_path) == []
     # Nothing half-made stays behind: the real schema still opens the path cleanly.
     async with DatabaseManager(db_path) as good:
-        assert await good.schema_version() == 1
+        assert await good.schema_version() == LATEST_VERSION
         assert table_names(db_path) >= TABLES
 
 
@@ -528,7 +527,7 @@ async def test_schema_path_is_used_when_given(db_path: Path, tmp_path: Path) -> 
     )
     schema = write_schema(tmp_path, "custom.sql", marked)
     async with DatabaseManager(db_path, schema_path=schema) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
     assert "custom_marker" in table_names(db_path)
 
 
@@ -539,7 +538,7 @@ async def test_schema_is_found_whatever_the_current_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     async with DatabaseManager(db_path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
     assert table_names(db_path) >= TABLES
 
 
@@ -657,11 +656,11 @@ async def test_unversioned_database_with_tables_gets_versioned(db_path: Path) ->
     finally:
         raw.close()
     async with DatabaseManager(db_path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
         legacy = await db.get_system_logs(component="legacy")
         assert [row["message"] for row in legacy] == ["written before versioning"]
         await db.create_system_log(log_level="INFO", component="new", message="after")
-    assert user_version(db_path) == 1
+    assert user_version(db_path) == LATEST_VERSION
     assert table_names(db_path) >= TABLES
 
 
@@ -674,7 +673,7 @@ async def test_unversioned_database_missing_tables_gets_them(db_path: Path) -> N
         raw.close()
     assert "system_logs" not in table_names(db_path)
     async with DatabaseManager(db_path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
         log_id = await db.create_system_log(log_level="INFO", component="c", message="m")
         assert isinstance(log_id, int)
     assert table_names(db_path) >= TABLES

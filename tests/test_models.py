@@ -34,6 +34,9 @@ ENUMERATIONS: dict[tuple[str, str], Any] = {
     ("agent_logs", "log_level"): models.LogLevel,
     ("agent_logs", "log_type"): models.LogType,
     ("system_logs", "log_level"): models.LogLevel,
+    ("orchestrator_chat", "sender_type"): models.ChatParty,
+    ("orchestrator_chat", "receiver_type"): models.ChatParty,
+    ("ai_developer_workflows", "status"): models.WorkflowStatus,
 }
 
 NOW = "2026-01-31T12:00:00.000000+00:00"
@@ -121,6 +124,22 @@ def insert_with(
             "created_at": NOW,
         },
         "system_logs": {"component": "c", "message": "m", "created_at": NOW},
+        "orchestrator_chat": {
+            "id": str(uuid.uuid4()),
+            "orchestrator_agent_id": definition,
+            "sender_type": "user",
+            "receiver_type": "orchestrator",
+            "message": "m",
+            "created_at": NOW,
+            "updated_at": NOW,
+        },
+        "ai_developer_workflows": {
+            "id": str(uuid.uuid4()),
+            "adw_name": "adw_plan",
+            "workflow_type": "plan",
+            "created_at": NOW,
+            "updated_at": NOW,
+        },
     }
     row = {**rows[table], column: value}
     marks = ", ".join("?" for _ in row)
@@ -173,12 +192,17 @@ async def test_not_null_columns_are_required_by_the_row_model(
         agent_id=agent_id, log_level="INFO", log_type="milestone", message="m"
     )
     await db.create_system_log(log_level="INFO", component="c", message="m")
+    definition_id = (await db.get_agent(agent_id) or {})["orchestrator_agent_id"]
+    await db.create_chat_message(definition_id, "user", "orchestrator", "m")
+    await db.start_workflow("adw_plan", "plan")
     fetch = {
         "orchestrator_agents": db.list_orchestrator_agents,
         "agents": db.list_agents,
         "prompts": db.list_prompts,
         "agent_logs": db.list_recent_agent_logs,
         "system_logs": db.list_recent_system_logs,
+        "orchestrator_chat": db.list_chat_messages,
+        "ai_developer_workflows": db.list_workflows,
     }[table]
     (row,) = await fetch()
     model = ROW_MODELS[table]

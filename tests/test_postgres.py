@@ -41,7 +41,7 @@ from orchestrator_store.manager import (
     ValidationError,
 )
 from orchestrator_store.postgres_backend import PostgresBackend
-from orchestrator_store.schema import DEFAULT_POSTGRES_SCHEMA_PATH, TABLES
+from orchestrator_store.schema import DEFAULT_POSTGRES_SCHEMA_PATH, LATEST_VERSION, TABLES
 
 PROCESS_HANG_GUARD = 120.0
 # How long an in-process wait for an expected state may take before the test
@@ -372,10 +372,11 @@ async def test_unreachable_server_is_a_database_error() -> None:
 CONNECTOR_SCRIPT = """
 import asyncio, sys
 from orchestrator_store.manager import DatabaseManager
+from orchestrator_store.schema import LATEST_VERSION
 
 async def main() -> None:
     async with DatabaseManager(sys.argv[1]) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
         await db.create_system_log("INFO", "connector", f"process {sys.argv[2]}")
     print("done")
 
@@ -405,7 +406,7 @@ async def test_several_processes_connect_and_migrate_once(store_url: str) -> Non
         assert stdout.decode().split() == ["done"]
     async with DatabaseManager(store_url) as db:
         assert len(await db.get_system_logs(component="connector")) == 6
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST_VERSION
     connection = await connect_raw(store_url)
     try:
         assert await connection.fetchval("SELECT count(*) FROM adw_schema_version") == 1
@@ -569,7 +570,7 @@ async def test_a_session_on_template1_does_not_stop_the_database_being_created(
     template = await connect_raw(database_url(postgres_server, "template1"))
     try:
         async with DatabaseManager(database_url(postgres_server, name)) as db:
-            assert await db.schema_version() == 1
+            assert await db.schema_version() == LATEST_VERSION
         assert await _database_exists(postgres_server, name)
     finally:
         await template.close()

@@ -177,6 +177,58 @@ def _valid_arguments(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
             "limit": 5,
         },
         "list_recent_agent_logs": {"limit": 5},
+        "create_chat_message": {
+            "orchestrator_agent_id": ids["definition"],
+            "sender_type": "user",
+            "receiver_type": "orchestrator",
+            "message": "m",
+            "summary": None,
+            "agent_id": ids["agent"],
+            "metadata": {"a": 1},
+        },
+        "get_chat_message": {"message_id": ids["chat"]},
+        "list_chat_messages": {
+            "orchestrator_agent_id": ids["definition"],
+            "agent_id": ids["agent"],
+            "limit": 5,
+            "offset": 0,
+        },
+        "update_chat_message": {"message_id": ids["chat"], "summary": "s"},
+        "delete_chat_message": {"message_id": missing},
+        "start_workflow": {
+            "adw_name": "adw_plan",
+            "workflow_type": "plan",
+            "adw_id": None,
+            "description": None,
+            "total_steps": 3,
+            "orchestrator_agent_id": ids["definition"],
+            "input_data": {"issue": 1},
+            "metadata": None,
+        },
+        "update_workflow_step": {
+            "workflow_id": ids["workflow"],
+            "current_step": "build",
+            "completed_steps": 1,
+            "status": "in_progress",
+        },
+        "end_workflow": {
+            "workflow_id": ids["workflow"],
+            "status": "failed",
+            "error_message": "e",
+            "error_step": "build",
+            "output_data": {"r": 1},
+        },
+        "update_workflow": {"workflow_id": ids["workflow"], "description": "d"},
+        "get_workflow": {"workflow_id": ids["workflow"]},
+        "get_workflow_by_adw_id": {"adw_id": "a1b2c3d4"},
+        "list_workflows": {
+            "status": "in_progress",
+            "workflow_type": "plan",
+            "orchestrator_agent_id": ids["definition"],
+            "limit": 5,
+            "offset": 0,
+        },
+        "delete_workflow": {"workflow_id": missing},
         "create_system_log": {
             "log_level": "INFO",
             "component": "c",
@@ -210,6 +262,17 @@ def _valid_arguments(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         },
         "find_agents_by_prefix": {"prefix": "0", "limit": 2},
         "find_agents_by_suffix": {"suffix": "0", "limit": 2},
+        "log_agent_event": {
+            "agent_id": ids["agent"],
+            "log_type": "milestone",
+            "message": "m",
+            "metadata": {"k": 1},
+            "log_level": "INFO",
+        },
+        "get_logs_by_type": {"log_type": "milestone", "limit": 5},
+        "get_agent_logs_by_type": {"agent_id": ids["agent"], "log_type": "milestone", "limit": 5},
+        "get_recent_logs": {"limit": 5},
+        "query": {"sql": "SELECT count(*) AS n FROM agents", "params": []},
     }
 
 
@@ -224,12 +287,13 @@ NO_ARGUMENTS = {
     "storage",
     "log_bounds",
     "backend_name",
+    "conn",  # a property that raises AttributeError (tests/test_original_compat.py)
 }
 
 # Arguments known to raise something other than DatabaseError (none left).
 KNOWN: set[str] = set()
 
-SHAPES = _valid_arguments({"definition": "", "agent": "", "prompt": ""})  # names only
+SHAPES = _valid_arguments(dict.fromkeys(("definition", "agent", "prompt", "chat", "workflow"), ""))
 METHODS = sorted(SHAPES)
 
 
@@ -252,7 +316,15 @@ async def ids(db: DatabaseManager) -> dict[str, str]:
     definition = await db.create_orchestrator_agent("planner", None, "planner")
     agent = await db.create_agent(definition, "s", status="executing")
     prompt = await db.create_prompt(agent, "adw", "p")
-    return {"definition": definition, "agent": agent, "prompt": prompt}
+    chat = await db.create_chat_message(definition, "orchestrator", "agent", "go", agent_id=agent)
+    workflow = await db.start_workflow("adw_plan", "plan", adw_id="a1b2c3d4")
+    return {
+        "definition": definition,
+        "agent": agent,
+        "prompt": prompt,
+        "chat": chat,
+        "workflow": workflow,
+    }
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -332,7 +404,17 @@ def sqlite_store(
     definition = loop.run_until_complete(db.create_orchestrator_agent("p", None, "planner"))
     agent = loop.run_until_complete(db.create_agent(definition, "s"))
     prompt = loop.run_until_complete(db.create_prompt(agent, "adw", "p"))
-    valid = _valid_arguments({"definition": definition, "agent": agent, "prompt": prompt})
+    chat = loop.run_until_complete(db.create_chat_message(definition, "user", "orchestrator", "m"))
+    workflow = loop.run_until_complete(db.start_workflow("adw_plan", "plan", adw_id="a1b2c3d4"))
+    valid = _valid_arguments(
+        {
+            "definition": definition,
+            "agent": agent,
+            "prompt": prompt,
+            "chat": chat,
+            "workflow": workflow,
+        }
+    )
     try:
         yield loop, db, valid
     finally:

@@ -336,6 +336,8 @@ def test_the_names_other_modules_import_derive_from_it() -> None:
         "agents": ("context", "config"),
         "agent_logs": ("details",),
         "system_logs": ("details",),
+        "orchestrator_chat": ("metadata",),
+        "ai_developer_workflows": ("input_data", "output_data", "metadata"),
     }
 
 
@@ -358,6 +360,12 @@ INPUT_MODELS = {
     models.PromptUpdate: "prompts",
     models.AgentLogCreate: "agent_logs",
     models.SystemLogCreate: "system_logs",
+    models.OrchestratorChatCreate: "orchestrator_chat",
+    models.OrchestratorChatUpdate: "orchestrator_chat",
+    models.AiDeveloperWorkflowCreate: "ai_developer_workflows",
+    models.AiDeveloperWorkflowUpdate: "ai_developer_workflows",
+    models.WorkflowStep: "ai_developer_workflows",
+    models.WorkflowEnd: "ai_developer_workflows",
 }
 
 

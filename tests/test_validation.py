@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator_store import schema
 from orchestrator_store.manager import (
     DatabaseError,
     DatabaseManager,
@@ -279,13 +280,7 @@ async def test_uppercase_uuids_are_normalised_and_found(
     assert await db.delete_prompt(prompt_id=prompt.upper())
     assert await db.delete_agent(agent_id=child.upper())
     assert await db.delete_orchestrator_agent(agent_id=upper_definition)
-    assert await db.count_rows() == {
-        "orchestrator_agents": 0,
-        "agents": 0,
-        "prompts": 0,
-        "agent_logs": 0,
-        "system_logs": 0,
-    }
+    assert await db.count_rows() == dict.fromkeys(schema.TABLES, 0)
 
 
 # --- text fields -------------------------------------------------------------------
@@ -1058,9 +1053,7 @@ async def test_create_agent_with_unknown_orchestrator_agent(db: DatabaseManager)
     assert exc.field == "orchestrator_agent_id"
     assert "orchestrator_agent_id" in str(exc)
     assert "parent_agent_id" not in str(exc)
-    assert await db.count_rows() == dict.fromkeys(
-        ["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"], 0
-    )
+    assert await db.count_rows() == dict.fromkeys(schema.TABLES, 0)
 
 
 async def test_create_agent_with_unknown_parent(db: DatabaseManager, definition_id: str) -> None:

@@ -8,15 +8,19 @@ Everything a user needs is importable from here::
 ``DatabaseManager`` is the whole API (see ``orchestrator_store.manager``); the
 error classes, the row and input models, ``PoolSettings`` and the allowed
 values of every enumerated field (``AGENT_STATUSES``, ``LOG_LEVELS``, ...)
-come with it.
+come with it. ``SyncDatabaseManager`` offers the same methods to code that
+is not async (``orchestrator_store.sync_manager``), and ``workflow_tracking``
+records workflow runs from plain scripts without ever raising.
 """
 
+from . import workflow_tracking  # a submodule: the helpers for synchronous workflow scripts
 from .errors import (
     BusyError,
     ConnectionLostError,
     DatabaseError,
     IntegrityError,
     NotConnectedError,
+    ReadOnlyError,
     SchemaError,
     StatementTimeoutError,
     TransactionScopeError,
@@ -27,37 +31,48 @@ from .manager import DatabaseManager
 from .models import (
     AGENT_STATUSES,
     AGENT_TYPES,
+    CHAT_PARTIES,
     LOG_LEVELS,
     LOG_TYPES,
     PROMPT_STATUSES,
     PROMPT_TYPES,
+    WORKFLOW_STATUSES,
     Agent,
     AgentLog,
     AgentStatus,
     AgentType,
+    AiDeveloperWorkflow,
+    ChatParty,
     LogLevel,
     LogType,
     OrchestratorAgent,
+    OrchestratorChat,
     Prompt,
     PromptStatus,
     PromptType,
     SystemLog,
+    WorkflowStatus,
 )
 from .ownership import Transaction
+from .sync_manager import SyncDatabaseManager
 
 __all__ = [
     "AGENT_STATUSES",
     "AGENT_TYPES",
+    "CHAT_PARTIES",
     "DEFAULT_DB_PATH",
     "LOG_LEVELS",
     "LOG_TYPES",
     "PROMPT_STATUSES",
     "PROMPT_TYPES",
+    "WORKFLOW_STATUSES",
     "Agent",
     "AgentLog",
     "AgentStatus",
     "AgentType",
+    "AiDeveloperWorkflow",
     "BusyError",
+    "ChatParty",
     "ConnectionLostError",
     "DatabaseError",
     "DatabaseManager",
@@ -66,14 +81,19 @@ __all__ = [
     "LogType",
     "NotConnectedError",
     "OrchestratorAgent",
+    "OrchestratorChat",
     "PoolSettings",
     "Prompt",
     "PromptStatus",
     "PromptType",
+    "ReadOnlyError",
     "SchemaError",
     "StatementTimeoutError",
+    "SyncDatabaseManager",
     "SystemLog",
     "Transaction",
     "TransactionScopeError",
     "ValidationError",
+    "WorkflowStatus",
+    "workflow_tracking",
 ]

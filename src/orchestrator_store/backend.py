@@ -61,6 +61,13 @@ class Backend(Protocol):
 
     async def fetch_all(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]: ...
 
+    async def fetch_read_only(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
+        """Run one statement that only reads (the caller's own SQL, for
+        ``query()``) and return its rows. Anything else (a write, DDL,
+        transaction control, a change to the connection's settings, several
+        statements) raises ``ReadOnlyError`` and changes nothing; inside this
+        task's ``transaction()`` the statement sees the block's writes."""
+
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
     async def schema_version(self) -> int: ...

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 __all__ = [
     "NOT_CONNECTED",
+    "QUERY_IS_READ_ONLY",
     "BusyError",
     "ConnectionLostError",
     "DatabaseError",
     "IntegrityError",
     "NotConnectedError",
+    "ReadOnlyError",
     "SchemaError",
     "StatementTimeoutError",
     "TransactionScopeError",
@@ -30,6 +32,11 @@ __all__ = [
 NOT_CONNECTED = (
     "the store is not connected: call `await db.connect()` first, "
     "or use `async with DatabaseManager(...) as db:`"
+)
+# What a refused ``query()`` is told to do instead, on either backend.
+QUERY_IS_READ_ONLY = (
+    "query() runs one read-only statement; write through the store's methods "
+    "(create_*, update_*, delete_*) and group writes with `async with db.transaction():`"
 )
 
 
@@ -92,6 +99,12 @@ class StatementTimeoutError(DatabaseError):
     ``command_timeout``) and was stopped: nothing of it was written."""
 
     retryable = True
+
+
+class ReadOnlyError(DatabaseError):
+    """``query()`` refused the SQL before it changed anything: it would write,
+    control a transaction or change the connection's settings, or it is more
+    than one statement. Nothing was written."""
 
 
 class NotConnectedError(DatabaseError):

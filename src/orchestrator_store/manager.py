@@ -53,14 +53,15 @@ The database
     connection runs in WAL mode with ``foreign_keys=ON``, the configured
     ``busy_timeout`` (seconds) and ``synchronous`` level. Values are bound as
     parameters, never formatted into SQL. UUIDs, timestamps and JSON are
-    stored as TEXT: the ids of definitions, agents and prompts are canonical
-    time-ordered UUIDs (version 7, made by the store), timestamps one fixed UTC
-    format (``2026-01-31T12:00:00.000000+00:00``, so text order is time order),
-    JSON compact UTF-8 that ``json_valid()`` accepts; log ids are integers the
-    database assigns. Rows come back as plain dicts with JSON decoded and
-    timestamps as strings, on both backends. ``tables`` describes each table
-    (columns, JSON columns, foreign keys); ``models`` lists the allowed values
-    of every enumerated parameter (``AGENT_STATUSES``, ``LOG_LEVELS``, ...).
+    stored as TEXT: the ids of definitions, agents, prompts, chat messages and
+    workflows are canonical time-ordered UUIDs (version 7, made by the store),
+    timestamps one fixed UTC format (``2026-01-31T12:00:00.000000+00:00``, so
+    text order is time order), JSON compact UTF-8 that ``json_valid()``
+    accepts; log ids are integers the database assigns. Rows come back as
+    plain dicts with JSON decoded and timestamps as strings, on both backends.
+    ``tables`` describes each table (columns, JSON columns, foreign keys);
+    ``models`` lists the allowed values of every enumerated parameter
+    (``AGENT_STATUSES``, ``LOG_LEVELS``, ...).
 
 Errors
     ``DatabaseError`` is the root; ``ValidationError`` (also a ``ValueError``)
@@ -68,7 +69,8 @@ Errors
     database refused the write, ``SchemaError`` a missing or invalid schema file
     or a database of a newer version, ``NotConnectedError`` a store that is not
     open, ``TransactionScopeError`` a write from a task started inside another
-    task's ``transaction()``; ``BusyError``, ``ConnectionLostError`` and
+    task's ``transaction()``, ``ReadOnlyError`` SQL that ``query()`` refused
+    because it would not only read; ``BusyError``, ``ConnectionLostError`` and
     ``StatementTimeoutError`` are ``retryable``. Driver errors are kept as
     ``__cause__``.
 
@@ -97,7 +99,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,6 +117,7 @@ from .errors import (
     DatabaseError,
     IntegrityError,
     NotConnectedError,
+    ReadOnlyError,
     SchemaError,
     StatementTimeoutError,
     TransactionScopeError,
@@ -124,22 +127,35 @@ from .ids import new_id
 from .json_codec import decode_json_columns, encode_json
 from .location import PoolSettings, redact_url, resolve_database
 from .models import (
+    MAX_INTEGER,
+    AdwIdQuery,
     AgentCostIncrement,
     AgentCreate,
     AgentLogCreate,
     AgentLogQuery,
+    AgentLogTypeQuery,
     AgentQuery,
     AgentUpdate,
+    AiDeveloperWorkflowCreate,
+    AiDeveloperWorkflowQuery,
+    AiDeveloperWorkflowUpdate,
+    LogTypeQuery,
     OrchestratorAgentCreate,
     OrchestratorAgentUpdate,
+    OrchestratorChatCreate,
+    OrchestratorChatQuery,
+    OrchestratorChatUpdate,
     Page,
     PromptCreate,
     PromptQuery,
     PromptUpdate,
+    ReadOnlyQuery,
     RetentionAge,
     SystemLogCreate,
     SystemLogQuery,
     TableScan,
+    WorkflowEnd,
+    WorkflowStep,
     canonical_uuid,
     format_timestamp,
     parse_input,
@@ -160,6 +176,7 @@ __all__ = [
     "IntegrityError",
     "NotConnectedError",
     "PoolSettings",
+    "ReadOnlyError",
     "SchemaError",
     "StatementTimeoutError",
     "Transaction",
@@ -176,6 +193,14 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Row = dict[str, Any]
+
+
+def _brief(value: Any) -> str:
+    """A caller's value for a log line: short, and safe for anything (a
+    class's own ``__repr__`` may raise)."""
+    if isinstance(value, str):
+        return repr(value[:80]) + ("..." if len(value) > 80 else "")
+    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backend:
@@ -629,6 +654,250 @@ class DatabaseManager:
         page = self._parse(Page, table, limit=limit)
         return await self._select(table, {}, page, newest_first=True)
 
+    # --- orchestrator_chat -----------------------------------------------------
+
+    async def create_chat_message(
+        self,
+        orchestrator_agent_id: str,
+        sender_type: str,
+        receiver_type: str,
+        message: str,
+        *,
+        summary: str | None = None,
+        agent_id: str | None = None,
+        metadata: Any = None,
+    ) -> str:
+        """Record a message of a definition's conversation; return its id.
+        ``sender_type``, ``receiver_type``: one of ``CHAT_PARTIES``;
+        ``agent_id``: the agent involved, if any; ``metadata``: a JSON value."""
+        table = "orchestrator_chat"
+        data = self._parse(
+            OrchestratorChatCreate,
+            table,
+            orchestrator_agent_id=orchestrator_agent_id,
+            sender_type=sender_type,
+            receiver_type=receiver_type,
+            message=message,
+            summary=summary,
+            agent_id=agent_id,
+            metadata=metadata,
+        )
+        now = utc_now()
+        row = {"id": new_id(), **data.model_dump(), "created_at": now, "updated_at": now}
+        await self._insert(table, row)
+        return str(row["id"])
+
+    async def get_chat_message(self, message_id: str) -> Row | None:
+        """The chat message with this id, or ``None``."""
+        return await self._get("orchestrator_chat", message_id)
+
+    async def list_chat_messages(
+        self,
+        orchestrator_agent_id: str | None = None,
+        *,
+        agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Chat messages, newest first, of a definition and an agent when
+        given; ``limit`` and ``offset`` page them."""
+        table = "orchestrator_chat"
+        query = self._parse(
+            OrchestratorChatQuery,
+            table,
+            orchestrator_agent_id=orchestrator_agent_id,
+            agent_id=agent_id,
+            limit=limit,
+            offset=offset,
+        )
+        filters = query.model_dump(include={"orchestrator_agent_id", "agent_id"})
+        return await self._select(table, filters, query, newest_first=True)
+
+    async def update_chat_message(self, message_id: str, **fields: Any) -> bool:
+        """Fields: summary, metadata; ``updated_at`` follows. False if no
+        message has this id."""
+        table = "orchestrator_chat"
+        changes = self._parse_update(OrchestratorChatUpdate, table, fields)
+        return await self._update(table, message_id, {**changes, "updated_at": utc_now()})
+
+    async def delete_chat_message(self, message_id: str) -> bool:
+        """Delete the chat message. False if no message has this id."""
+        return await self._delete("orchestrator_chat", message_id)
+
+    # --- ai_developer_workflows ------------------------------------------------
+
+    async def start_workflow(
+        self,
+        adw_name: str,
+        workflow_type: str,
+        *,
+        adw_id: str | None = None,
+        description: str | None = None,
+        total_steps: int = 0,
+        orchestrator_agent_id: str | None = None,
+        input_data: Any = None,
+        metadata: Any = None,
+    ) -> str:
+        """Record a workflow run, ``in_progress`` from now; return its id.
+        ``adw_id`` (the run's own id) is unique: ``IntegrityError`` (field
+        ``adw_id``) if taken. ``input_data``, ``metadata``: JSON values."""
+        table = "ai_developer_workflows"
+        data = self._parse(
+            AiDeveloperWorkflowCreate,
+            table,
+            adw_name=adw_name,
+            workflow_type=workflow_type,
+            adw_id=adw_id,
+            description=description,
+            total_steps=total_steps,
+            orchestrator_agent_id=orchestrator_agent_id,
+            input_data=input_data,
+            metadata=metadata,
+        )
+        now = utc_now()
+        row = {
+            "id": new_id(),
+            **data.model_dump(),
+            "status": "in_progress",
+            "started_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._insert(table, row)
+        except IntegrityError as exc:
+            if exc.constraint != "unique":  # the only unique column besides the new id
+                raise
+            raise IntegrityError(
+                f"{table}.adw_id: a workflow with adw_id {data.adw_id!r} exists already",
+                table=table,
+                field="adw_id",
+                constraint="unique",
+            ) from exc.__cause__
+        return str(row["id"])
+
+    async def update_workflow_step(
+        self,
+        workflow_id: str,
+        current_step: str,
+        *,
+        completed_steps: int | None = None,
+        status: str = "in_progress",
+    ) -> bool:
+        """Record the step a workflow is at, and how many are done when
+        given; ``status``: one of ``WORKFLOW_STATUSES``. False if no workflow
+        has this id."""
+        table = "ai_developer_workflows"
+        key = self._key(table, workflow_id)
+        step = self._parse(
+            WorkflowStep,
+            table,
+            current_step=current_step,
+            completed_steps=completed_steps,
+            status=status,
+        )
+        changes = step.model_dump(exclude_none=True)
+        return await self._update(table, key, {**changes, "updated_at": utc_now()})
+
+    async def end_workflow(
+        self,
+        workflow_id: str,
+        status: str,
+        *,
+        error_message: str | None = None,
+        error_step: str | None = None,
+        output_data: Any = None,
+    ) -> bool:
+        """Finish a workflow: ``status`` is completed, failed or cancelled
+        (``WORKFLOW_END_STATUSES``), ``completed_at`` now, ``duration_seconds``
+        since its ``started_at``; an ``error_message`` adds 1 to
+        ``error_count``. Fields left None keep their value. False if no
+        workflow has this id."""
+        table = "ai_developer_workflows"
+        key = self._key(table, workflow_id)
+        end = self._parse(
+            WorkflowEnd,
+            table,
+            status=status,
+            error_message=error_message,
+            error_step=error_step,
+            output_data=output_data,
+        )
+        self._require_open()
+        ended = datetime.now(UTC)
+        changes = {
+            **end.model_dump(exclude_none=True),
+            "completed_at": format_timestamp(ended),
+            "updated_at": format_timestamp(ended),
+        }
+        # One transaction: the first UPDATE holds the row (PostgreSQL) or the
+        # file (SQLite) until the duration is written, so a concurrent end of
+        # the same workflow cannot pair its completed_at with this duration.
+        async with self._backend.transaction():
+            if not await self._update(table, key, changes):
+                return False
+            if end.error_message is not None:  # counted in SQL: no increment is lost
+                increment = self._sql.increment_by_id(table, "error_count")
+                await self._backend.execute(increment, (1, key, 1, MAX_INTEGER), table=table)
+            row = await self._get(table, key)
+            started_at = row["started_at"] if row is not None else None
+            if started_at is not None:
+                elapsed = (ended - datetime.fromisoformat(started_at)).total_seconds()
+                # Another machine's clock may have started it "later": never negative.
+                duration = {"duration_seconds": max(elapsed, 0.0)}
+                await self._update(table, key, duration)
+        return True
+
+    async def update_workflow(self, workflow_id: str, **fields: Any) -> bool:
+        """Fields: adw_name, workflow_type, description, status (one of
+        ``WORKFLOW_STATUSES``), current_step, total_steps, completed_steps,
+        started_at, completed_at, duration_seconds, input_data, output_data,
+        error_message, error_step, error_count, metadata; ``updated_at``
+        follows. False if no workflow has this id."""
+        table = "ai_developer_workflows"
+        changes = self._parse_update(AiDeveloperWorkflowUpdate, table, fields)
+        return await self._update(table, workflow_id, {**changes, "updated_at": utc_now()})
+
+    async def get_workflow(self, workflow_id: str) -> Row | None:
+        """The workflow with this id, or ``None``."""
+        return await self._get("ai_developer_workflows", workflow_id)
+
+    async def get_workflow_by_adw_id(self, adw_id: str) -> Row | None:
+        """The workflow whose ``adw_id`` (the run's own id) is this, or ``None``."""
+        table = "ai_developer_workflows"
+        query = self._parse(AdwIdQuery, table, adw_id=adw_id)
+        rows = await self._select(table, {"adw_id": query.adw_id}, Page())
+        return rows[0] if rows else None
+
+    async def list_workflows(
+        self,
+        *,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        orchestrator_agent_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Row]:
+        """Workflows, newest first, of a ``status`` (one of
+        ``WORKFLOW_STATUSES``), a ``workflow_type`` and a definition when
+        given; ``limit`` and ``offset`` page them."""
+        table = "ai_developer_workflows"
+        query = self._parse(
+            AiDeveloperWorkflowQuery,
+            table,
+            status=status,
+            workflow_type=workflow_type,
+            orchestrator_agent_id=orchestrator_agent_id,
+            limit=limit,
+            offset=offset,
+        )
+        filters = query.model_dump(include={"status", "workflow_type", "orchestrator_agent_id"})
+        return await self._select(table, filters, query, newest_first=True)
+
+    async def delete_workflow(self, workflow_id: str) -> bool:
+        """Delete the workflow. False if no workflow has this id."""
+        return await self._delete("ai_developer_workflows", workflow_id)
+
     # --- maintenance -----------------------------------------------------------
 
     async def count_old_logs(self, days: float) -> dict[str, int]:
@@ -776,9 +1045,10 @@ class DatabaseManager:
         except OverflowError:  # further back than year 1: no log is that old, none matches
             return format_timestamp(datetime.min.replace(tzinfo=UTC))
 
-    async def cleanup_old_logs(self, days: float) -> int:
-        """Delete agent and system logs older than ``days`` days, in one
-        transaction; return how many rows went."""
+    async def cleanup_old_logs(self, days: float = 30) -> int:
+        """Delete agent and system logs older than ``days`` days (30 unless
+        given, as in the original module), in one transaction; return how many
+        rows went."""
         cutoff = self._retention_cutoff(days)
         self._require_open()
         deleted = 0
@@ -789,6 +1059,94 @@ class DatabaseManager:
                 deleted += result.rowcount
         logger.debug("cleanup_old_logs: %s rows older than %s deleted", deleted, cutoff)
         return deleted
+
+    # --- the original module's helpers -----------------------------------------
+
+    async def log_agent_event(
+        self,
+        agent_id: str,
+        log_type: str,
+        message: str,
+        metadata: Any = None,
+        log_level: str = "INFO",
+    ) -> int | None:
+        """``create_agent_log`` (with ``metadata`` as its ``details``) that
+        never raises: a log line must not break the work it records. Any
+        failure (bad input, a missing agent, a closed store, a busy database)
+        returns ``None`` and logs one warning on this module's logger naming
+        the agent, the error and the message. Cancellation is not a failure of
+        the database: ``asyncio.CancelledError`` propagates as always."""
+        try:
+            return await self.create_agent_log(agent_id, log_level, log_type, message, metadata)
+        except Exception as exc:  # CancelledError is a BaseException: it passes
+            logger.warning(
+                "log_agent_event: agent %s: log line %s not written: %s: %s",
+                _brief(agent_id),
+                _brief(message),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+
+    async def get_logs_by_type(self, log_type: str, limit: int = 100) -> list[Row]:
+        """The latest ``limit`` agent logs of ``log_type`` (one of
+        ``LOG_TYPES``) across all agents, newest first."""
+        table = "agent_logs"
+        query = self._parse(LogTypeQuery, table, log_type=log_type, limit=limit)
+        return await self._select(table, {"log_type": query.log_type}, query, newest_first=True)
+
+    async def get_agent_logs_by_type(
+        self, agent_id: str, log_type: str, limit: int = 100
+    ) -> list[Row]:
+        """The agent's latest ``limit`` logs of ``log_type`` (one of
+        ``LOG_TYPES``), newest first."""
+        table = "agent_logs"
+        query = self._parse(
+            AgentLogTypeQuery, table, agent_id=agent_id, log_type=log_type, limit=limit
+        )
+        filters = {"agent_id": query.agent_id, "log_type": query.log_type}
+        return await self._select(table, filters, query, newest_first=True)
+
+    async def get_recent_logs(self, limit: int = 100) -> list[Row]:
+        """The latest ``limit`` agent logs, newest first (``list_recent_agent_logs``)."""
+        return await self.list_recent_agent_logs(limit)
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one read-only SQL statement and return its rows as dicts: the
+        store's door for reads its methods do not cover (the original module
+        handed out its driver connection instead).
+
+        The SQL is the backend's own (``db.backend_name``): placeholders are
+        ``?`` on SQLite and ``$1``, ``$2``, ... on PostgreSQL, and ``params``
+        (a list or tuple of None, bool, int, float, str or bytes) fills them
+        in order. Values come back as the database holds them: timestamps as
+        the store's text, JSON columns as JSON text, ids as text.
+
+        Only reading is allowed: a statement that writes, changes the schema,
+        controls a transaction or changes the connection's settings, and
+        several statements in one string, raise ``ReadOnlyError`` and change
+        nothing (on SQLite the statement is refused before it runs; on
+        PostgreSQL it runs in a READ ONLY transaction that is rolled back).
+        Write through the store's methods, atomically inside
+        ``db.transaction()``. SQL errors are ``DatabaseError``; inside
+        ``transaction()`` the statement sees the block's own writes."""
+        table = "query"
+        statement = self._parse(ReadOnlyQuery, table, sql=sql, params=params)
+        self._require_open()
+        return await self._backend.fetch_read_only(statement.sql, statement.params, table="(query)")
+
+    @property
+    def conn(self) -> Any:
+        """The original module's driver connection, which this store does not
+        have: reading it raises ``AttributeError`` (so ``hasattr(db, "conn")``
+        is False) saying what to use instead."""
+        raise AttributeError(
+            "DatabaseManager has no driver connection (`conn`): it runs a writer thread "
+            "and reader connections on SQLite, a connection pool on PostgreSQL. Use "
+            "`await db.query(sql, params)` for read-only SQL, `async with db.transaction():` "
+            "around the store's methods for atomic writes, `await db.schema_version()` and "
+            "`await db.storage()` for what the file is"
+        )
 
     # --- the shared steps ------------------------------------------------------
 

@@ -2,9 +2,10 @@
 the schema (``sql/schema_orchestrator.sql``, described by ``tables``).
 
 * Row models (``OrchestratorAgent``, ``Agent``, ``Prompt``, ``AgentLog``,
-  ``SystemLog``; ``ROW_MODELS`` maps each table to its own) describe what the
-  store returns: every row validates against the model of its table, and a
-  test checks that each model's fields are its table's columns.
+  ``SystemLog``, ``OrchestratorChat``, ``AiDeveloperWorkflow``; ``ROW_MODELS``
+  maps each table to its own) describe what the store returns: every row
+  validates against the model of its table, and a test checks that each
+  model's fields are its table's columns.
 * Create and update models describe what callers may pass in. The store
   validates every call with them before any SQL runs, so a rejected call
   writes nothing.
@@ -52,6 +53,7 @@ from .errors import ValidationError
 __all__ = [
     "AGENT_STATUSES",
     "AGENT_TYPES",
+    "CHAT_PARTIES",
     "LOG_LEVELS",
     "LOG_TYPES",
     "MAX_COST_USD",
@@ -64,6 +66,9 @@ __all__ = [
     "PROMPT_STATUSES",
     "PROMPT_TYPES",
     "ROW_MODELS",
+    "WORKFLOW_END_STATUSES",
+    "WORKFLOW_STATUSES",
+    "AdwIdQuery",
     "Agent",
     "AgentCostIncrement",
     "AgentCreate",
@@ -72,18 +77,29 @@ __all__ = [
     "AgentLog",
     "AgentLogCreate",
     "AgentLogQuery",
+    "AgentLogTypeQuery",
     "AgentQuery",
     "AgentStatus",
     "AgentType",
     "AgentUpdate",
+    "AiDeveloperWorkflow",
+    "AiDeveloperWorkflowCreate",
+    "AiDeveloperWorkflowQuery",
+    "AiDeveloperWorkflowUpdate",
+    "ChatParty",
     "CostQuery",
     "LogCursor",
     "LogLevel",
     "LogQuery",
     "LogType",
+    "LogTypeQuery",
     "OrchestratorAgent",
     "OrchestratorAgentCreate",
     "OrchestratorAgentUpdate",
+    "OrchestratorChat",
+    "OrchestratorChatCreate",
+    "OrchestratorChatQuery",
+    "OrchestratorChatUpdate",
     "Page",
     "Prompt",
     "PromptCreate",
@@ -91,12 +107,17 @@ __all__ = [
     "PromptStatus",
     "PromptType",
     "PromptUpdate",
+    "ReadOnlyQuery",
     "RetentionAge",
     "SessionQuery",
     "SystemLog",
     "SystemLogCreate",
     "SystemLogQuery",
     "TableScan",
+    "WorkflowEnd",
+    "WorkflowEndStatus",
+    "WorkflowStatus",
+    "WorkflowStep",
     "canonical_uuid",
     "format_timestamp",
     "parse_input",
@@ -114,6 +135,9 @@ PromptType = Literal["adw", "command", "followup", "correction", "tool_call"]
 PromptStatus = Literal["pending", "streaming", "completed", "failed", "cancelled"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogType = Literal["state_change", "milestone", "error", "performance", "tool_call", "cost_update"]
+ChatParty = Literal["user", "orchestrator", "agent"]  # who sends or receives a chat message
+WorkflowStatus = Literal["pending", "in_progress", "completed", "failed", "cancelled"]
+WorkflowEndStatus = Literal["completed", "failed", "cancelled"]  # what end_workflow accepts
 
 # The same values as tuples, in that order, for code and error messages that list them.
 AGENT_TYPES: tuple[AgentType, ...] = get_args(AgentType)
@@ -122,6 +146,9 @@ PROMPT_TYPES: tuple[PromptType, ...] = get_args(PromptType)
 PROMPT_STATUSES: tuple[PromptStatus, ...] = get_args(PromptStatus)
 LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 LOG_TYPES: tuple[LogType, ...] = get_args(LogType)
+CHAT_PARTIES: tuple[ChatParty, ...] = get_args(ChatParty)
+WORKFLOW_STATUSES: tuple[WorkflowStatus, ...] = get_args(WorkflowStatus)
+WORKFLOW_END_STATUSES: tuple[WorkflowEndStatus, ...] = get_args(WorkflowEndStatus)
 
 # --- value rules ---------------------------------------------------------------
 
@@ -180,6 +207,15 @@ def _shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+# Said with every malformed id: a made-up or foreign id (the original module's
+# "adw-orchestrator", a test's "nonexistent-id") is an error here, not a miss.
+UUID_GUIDANCE = (
+    "the store's ids are UUIDs its create_* methods make, so a made-up id can match "
+    "nothing; pass an id a create_* method returned (or catch ValidationError when "
+    "the id comes from outside)"
+)
+
+
 def canonical_uuid(value: Any) -> str:
     """The canonical text of a UUID (lowercase, hyphenated); ``ValueError`` if it is not one."""
     if isinstance(value, uuid.UUID):
@@ -188,7 +224,7 @@ def canonical_uuid(value: Any) -> str:
         canonical = _canonical_uuid_text(value)
         if canonical is not None:
             return canonical
-    raise ValueError(f"must be a UUID, got {_shown(value)}")
+    raise ValueError(f"must be a UUID, got {_shown(value)}: {UUID_GUIDANCE}")
 
 
 @functools.lru_cache(maxsize=4096)  # batches and sessions repeat the same ids
@@ -209,7 +245,11 @@ def _timestamp(value: Any) -> str:
     if not isinstance(value, datetime):
         raise ValueError("must be a timezone-aware datetime or an ISO 8601 string")
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("must carry a UTC offset (naive times are ambiguous)")
+        raise ValueError(
+            "must carry a UTC offset: naive times are refused because they are ambiguous "
+            "(datetime.utcnow() returns a naive one); pass datetime.now(UTC) or an ISO 8601 "
+            "string with an offset such as +00:00"
+        )
     try:
         return format_timestamp(value)
     except OverflowError:
@@ -277,6 +317,7 @@ Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INTEGER)]
 Tokens = Annotated[int, Field(strict=True, ge=0, le=MAX_TOKENS)]
 LatencyMs = Annotated[int, Field(strict=True, ge=0, le=MAX_LATENCY_MS)]
 Money = Annotated[float, Field(strict=True, ge=0, le=MAX_COST_USD, allow_inf_nan=False)]
+Seconds = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
 JsonValue = Annotated[Any, AfterValidator(_json_value)]
 
 
@@ -408,6 +449,98 @@ class SystemLog(SystemLogCreate):
     created_at: Timestamp
 
 
+# --- orchestrator_chat -----------------------------------------------------------
+
+
+class OrchestratorChatCreate(_Model):
+    orchestrator_agent_id: UUIDText
+    sender_type: ChatParty
+    receiver_type: ChatParty
+    message: Name
+    summary: Text | None = None
+    agent_id: UUIDText | None = None
+    metadata: JsonValue = None
+
+
+class OrchestratorChatUpdate(_Model):
+    summary: Text | None = None
+    metadata: JsonValue = None
+
+
+class OrchestratorChat(OrchestratorChatCreate):
+    id: UUIDText
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+# --- ai_developer_workflows --------------------------------------------------------
+
+
+class AiDeveloperWorkflowCreate(_Model):
+    """``adw_id`` is the run's own id (an ADW id, say), unique when given."""
+
+    orchestrator_agent_id: UUIDText | None = None
+    adw_id: Name | None = None
+    adw_name: Name
+    workflow_type: Name
+    description: Text | None = None
+    total_steps: Count = 0
+    input_data: JsonValue = None
+    metadata: JsonValue = None
+
+
+class AiDeveloperWorkflowUpdate(_Model):
+    adw_name: Name = None  # type: ignore[assignment]  # unset fields are never written
+    workflow_type: Name = None  # type: ignore[assignment]
+    description: Text | None = None
+    status: WorkflowStatus = None  # type: ignore[assignment]
+    current_step: Text | None = None
+    total_steps: Count = None  # type: ignore[assignment]
+    completed_steps: Count = None  # type: ignore[assignment]
+    started_at: InputTimestamp | None = None
+    completed_at: InputTimestamp | None = None
+    duration_seconds: Seconds | None = None
+    input_data: JsonValue = None
+    output_data: JsonValue = None
+    error_message: Text | None = None
+    error_step: Text | None = None
+    error_count: Count = None  # type: ignore[assignment]
+    metadata: JsonValue = None
+
+
+class WorkflowStep(_Model):
+    """One ``update_workflow_step``: ``completed_steps`` None leaves it as it is."""
+
+    current_step: Name
+    completed_steps: Count | None = None
+    status: WorkflowStatus = "in_progress"
+
+
+class WorkflowEnd(_Model):
+    """One ``end_workflow``: a final status; None leaves a field as it is."""
+
+    status: WorkflowEndStatus
+    error_message: Text | None = None
+    error_step: Text | None = None
+    output_data: JsonValue = None
+
+
+class AiDeveloperWorkflow(AiDeveloperWorkflowCreate):
+    id: UUIDText
+    status: WorkflowStatus
+    current_step: Text | None
+    completed_steps: Count
+    started_at: Timestamp | None
+    completed_at: Timestamp | None
+    duration_seconds: Seconds | None
+    output_data: JsonValue
+    error_message: Text | None
+    error_step: Text | None
+    error_count: Count
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
 # The row model of each table, in schema order.
 ROW_MODELS: dict[str, type[BaseModel]] = {
     "orchestrator_agents": OrchestratorAgent,
@@ -415,6 +548,8 @@ ROW_MODELS: dict[str, type[BaseModel]] = {
     "prompts": Prompt,
     "agent_logs": AgentLog,
     "system_logs": SystemLog,
+    "orchestrator_chat": OrchestratorChat,
+    "ai_developer_workflows": AiDeveloperWorkflow,
 }
 
 
@@ -455,16 +590,51 @@ class AgentLogQuery(Page):
     log_type: LogType | None = None
 
 
+class LogTypeQuery(Page):
+    """Agent logs of one type, of every agent (``get_logs_by_type``)."""
+
+    log_type: LogType
+
+
+class AgentLogTypeQuery(LogTypeQuery):
+    """Agent logs of one type, of one agent (``get_agent_logs_by_type``)."""
+
+    agent_id: UUIDText
+
+
 class SystemLogQuery(Page):
     log_level: LogLevel | None = None
     component: Name | None = None
+
+
+class OrchestratorChatQuery(Page):
+    orchestrator_agent_id: UUIDText | None = None
+    agent_id: UUIDText | None = None
+
+
+class AiDeveloperWorkflowQuery(Page):
+    status: WorkflowStatus | None = None
+    workflow_type: Name | None = None
+    orchestrator_agent_id: UUIDText | None = None
+
+
+class AdwIdQuery(_Model):
+    adw_id: Name
 
 
 # --- reports (the read methods behind the command line) -------------------------
 
 CostGroup = Literal["session", "model", "agent_type", "day"]
 # A Literal, so its error lists the names; tests/test_tables.py checks it against tables.TABLES.
-TableName = Literal["orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs"]
+TableName = Literal[
+    "orchestrator_agents",
+    "agents",
+    "prompts",
+    "agent_logs",
+    "system_logs",
+    "orchestrator_chat",
+    "ai_developer_workflows",
+]
 
 
 class SessionQuery(_Model):
@@ -538,6 +708,43 @@ class RetentionAge(_Model):
 class TableScan(_Model):
     table: TableName
     batch_size: Limit = 500
+
+
+def _parameter_list(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise ValueError(f"must be a list or tuple with one value per placeholder, got {_shown(value)}")
+
+
+def _sql_parameter(value: Any) -> Any:
+    """What both drivers bind as they are: no datetime (SQLite would bind it
+    as text in another format than the stored one), no Decimal, no JSON."""
+    if value is None or isinstance(value, bool | bytes):
+        return value
+    if isinstance(value, int):
+        if not MIN_JSON_INTEGER <= value <= MAX_INTEGER:
+            raise ValueError(f"integers must fit 64 bits, got {_shown(value)}")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        return value
+    if isinstance(value, str):
+        return _portable_text(value)
+    raise ValueError(
+        f"must be None, a bool, an int, a float, a str or bytes, got {_shown(value)}: pass "
+        "timestamps as the store's text (models.format_timestamp), UUIDs and JSON as text"
+    )
+
+
+class ReadOnlyQuery(_Model):
+    """``query()``: one statement and the values of its placeholders."""
+
+    sql: Name
+    params: Annotated[
+        tuple[Annotated[Any, AfterValidator(_sql_parameter)], ...],
+        BeforeValidator(_parameter_list),
+    ]
 
 
 # --- validation at the boundary ------------------------------------------------

@@ -57,11 +57,13 @@ from .backend import Row, WriteResult
 from .dialect import POSTGRES, Dialect
 from .errors import (
     NOT_CONNECTED,
+    QUERY_IS_READ_ONLY,
     BusyError,
     ConnectionLostError,
     DatabaseError,
     IntegrityError,
     NotConnectedError,
+    ReadOnlyError,
     SchemaError,
     StatementTimeoutError,
 )
@@ -185,6 +187,24 @@ async def _nothing_to_reset(connection: Any) -> None:
     unlocks); the store changes none of that state, and nobody else gets its
     connections, so there is nothing to reset."""
     del connection
+
+
+def _read_only_refusal(exc: BaseException, table: str) -> ReadOnlyError | None:
+    """The store's error for what the server refused in ``query()``'s
+    read-only transaction, or ``None`` for another fault."""
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError):
+        return ReadOnlyError(
+            f"{table}: query() is read-only: the server refused the statement "
+            f"({exc}); nothing was written. {QUERY_IS_READ_ONLY}",
+            table=table,
+        )
+    if isinstance(exc, asyncpg.PostgresSyntaxError) and "multiple commands" in str(exc):
+        return ReadOnlyError(
+            f"{table}: query() takes one statement at a time and got several; nothing ran: "
+            "pass each statement in its own call",
+            table=table,
+        )
+    return None
 
 
 def _rowcount(status: str) -> int:
@@ -565,6 +585,47 @@ class PostgresBackend:
         except DRIVER_ERRORS as exc:
             raise self._translate(exc, table, "read") from exc
         return [dict(record) for record in records]
+
+    async def fetch_read_only(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
+        """One statement that only reads (``query()``), in a READ ONLY
+        transaction (inside this task's ``transaction()``, a savepoint made
+        read-only) that is rolled back once the rows are read: nothing the
+        statement did stays, not even a ``SET``. The server refuses writes and
+        several statements; a statement that returns no rows (transaction
+        control, ``SET``, ``LISTEN``, a write) is refused once prepared,
+        before it runs."""
+        try:
+            records = await self._run(
+                lambda connection: self._read_only(connection, sql, params, table)
+            )
+        except DRIVER_ERRORS as exc:
+            refused = _read_only_refusal(exc, table)
+            if refused is not None:
+                raise refused from exc
+            raise self._translate(exc, table, "query") from exc
+        return [dict(record) for record in records]
+
+    async def _read_only(
+        self, connection: Any, sql: str, params: Sequence[Any], table: str
+    ) -> list[Any]:
+        nested = connection.is_in_transaction()  # this task's transaction(): a savepoint
+        block = connection.transaction(readonly=not nested)
+        await block.start()
+        try:
+            if nested:
+                await connection.execute("SET TRANSACTION READ ONLY")
+            statement = await connection.prepare(sql)
+            if not statement.get_attributes():
+                raise ReadOnlyError(
+                    f"{table}: query() is read-only and runs statements that return rows "
+                    "(SELECT, WITH, VALUES, SHOW, EXPLAIN); this one returns none (a write, "
+                    "DDL, transaction control or a setting): nothing ran. "
+                    f"{QUERY_IS_READ_ONLY}",
+                    table=table,
+                )
+            return list(await statement.fetch(*params))
+        finally:
+            await self._rollback(block)
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]], *, table: str) -> None:
         """Run ``sql`` once per row, all or nothing (the driver's ``executemany``

@@ -47,8 +47,147 @@ class Migration:
     postgres_sql: str = ""  # the same upgrade for PostgreSQL
 
 
+# The store's one timestamp format, as the SQLite schema's CHECKs match it.
+_D = "[0-9]"
+_TIME_GLOB = f"'{_D * 4}-{_D * 2}-{_D * 2}T{_D * 2}:{_D * 2}:{_D * 2}.{_D * 6}+00:00'"
+
+# Version 2 as it was released: the two tables as the schema files create
+# them (a test checks that upgrading a version-1 database gives exactly what a
+# new one gets). Later versions change the schema files and add migrations;
+# these texts stay as they are.
+_V2_SQLITE = f"""
+CREATE TABLE IF NOT EXISTS orchestrator_chat (
+    id                    TEXT PRIMARY KEY NOT NULL,
+    orchestrator_agent_id TEXT NOT NULL
+                              REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    sender_type           TEXT NOT NULL CHECK (sender_type IN ('user', 'orchestrator', 'agent')),
+    receiver_type         TEXT NOT NULL CHECK (receiver_type IN ('user', 'orchestrator', 'agent')),
+    message               TEXT NOT NULL CHECK (length(trim(message)) > 0),
+    summary               TEXT,
+    agent_id              TEXT REFERENCES agents (id) ON DELETE CASCADE,
+    metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
+    created_at            TEXT NOT NULL CHECK (created_at GLOB
+                              {_TIME_GLOB}),
+    updated_at            TEXT NOT NULL CHECK (updated_at GLOB
+                              {_TIME_GLOB})
+);
+
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_orchestrator_agent_created
+    ON orchestrator_chat (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_agent_created
+    ON orchestrator_chat (agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_created_at
+    ON orchestrator_chat (created_at);
+
+-- adw_id is the run's own id (an ADW id such as 'a1b2c3d4'), which tracking looks rows up by.
+CREATE TABLE IF NOT EXISTS ai_developer_workflows (
+    id                    TEXT PRIMARY KEY NOT NULL,
+    orchestrator_agent_id TEXT REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    adw_id                TEXT UNIQUE,
+    adw_name              TEXT NOT NULL CHECK (length(trim(adw_name)) > 0),
+    workflow_type         TEXT NOT NULL CHECK (length(trim(workflow_type)) > 0),
+    description           TEXT,
+    status                TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                              ('pending', 'in_progress', 'completed', 'failed', 'cancelled')),
+    current_step          TEXT,
+    total_steps           INTEGER NOT NULL DEFAULT 0 CHECK (total_steps >= 0),
+    completed_steps       INTEGER NOT NULL DEFAULT 0 CHECK (completed_steps >= 0),
+    started_at            TEXT CHECK (started_at IS NULL OR started_at GLOB
+                              {_TIME_GLOB}),
+    completed_at          TEXT CHECK (completed_at IS NULL OR completed_at GLOB
+                              {_TIME_GLOB}),
+    duration_seconds      REAL CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
+    input_data            TEXT CHECK (input_data IS NULL OR json_valid(input_data)),
+    output_data           TEXT CHECK (output_data IS NULL OR json_valid(output_data)),
+    error_message         TEXT,
+    error_step            TEXT,
+    error_count           INTEGER NOT NULL DEFAULT 0 CHECK (error_count >= 0),
+    metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
+    created_at            TEXT NOT NULL CHECK (created_at GLOB
+                              {_TIME_GLOB}),
+    updated_at            TEXT NOT NULL CHECK (updated_at GLOB
+                              {_TIME_GLOB})
+);
+
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_status_created
+    ON ai_developer_workflows (status, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_type_created
+    ON ai_developer_workflows (workflow_type, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_orchestrator_agent_created
+    ON ai_developer_workflows (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_created_at
+    ON ai_developer_workflows (created_at);
+"""
+
+_V2_POSTGRES = """
+CREATE TABLE IF NOT EXISTS orchestrator_chat (
+    id                    UUID PRIMARY KEY,
+    orchestrator_agent_id UUID NOT NULL
+                              REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    sender_type           TEXT NOT NULL CHECK (sender_type IN ('user', 'orchestrator', 'agent')),
+    receiver_type         TEXT NOT NULL CHECK (receiver_type IN ('user', 'orchestrator', 'agent')),
+    message               TEXT NOT NULL CHECK (length(trim(message)) > 0),
+    summary               TEXT,
+    agent_id              UUID REFERENCES agents (id) ON DELETE CASCADE,
+    metadata              JSONB,
+    created_at            TIMESTAMPTZ NOT NULL,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    row_order             BIGINT GENERATED ALWAYS AS IDENTITY
+);
+
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_orchestrator_agent_created
+    ON orchestrator_chat (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_agent_created
+    ON orchestrator_chat (agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_created_at
+    ON orchestrator_chat (created_at);
+
+-- adw_id is the run's own id (an ADW id such as 'a1b2c3d4'), which tracking looks rows up by.
+CREATE TABLE IF NOT EXISTS ai_developer_workflows (
+    id                    UUID PRIMARY KEY,
+    orchestrator_agent_id UUID REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    adw_id                TEXT UNIQUE,
+    adw_name              TEXT NOT NULL CHECK (length(trim(adw_name)) > 0),
+    workflow_type         TEXT NOT NULL CHECK (length(trim(workflow_type)) > 0),
+    description           TEXT,
+    status                TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                              ('pending', 'in_progress', 'completed', 'failed', 'cancelled')),
+    current_step          TEXT,
+    total_steps           BIGINT NOT NULL DEFAULT 0 CHECK (total_steps >= 0),
+    completed_steps       BIGINT NOT NULL DEFAULT 0 CHECK (completed_steps >= 0),
+    started_at            TIMESTAMPTZ,
+    completed_at          TIMESTAMPTZ,
+    duration_seconds      DOUBLE PRECISION
+                              CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
+    input_data            JSONB,
+    output_data           JSONB,
+    error_message         TEXT,
+    error_step            TEXT,
+    error_count           BIGINT NOT NULL DEFAULT 0 CHECK (error_count >= 0),
+    metadata              JSONB,
+    created_at            TIMESTAMPTZ NOT NULL,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    row_order             BIGINT GENERATED ALWAYS AS IDENTITY
+);
+
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_status_created
+    ON ai_developer_workflows (status, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_type_created
+    ON ai_developer_workflows (workflow_type, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_orchestrator_agent_created
+    ON ai_developer_workflows (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_created_at
+    ON ai_developer_workflows (created_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "five tables with their CHECKs, foreign keys and indexes"),
+    Migration(
+        2,
+        "orchestrator_chat and ai_developer_workflows",
+        sql=_V2_SQLITE,
+        postgres_sql=_V2_POSTGRES,
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -55,6 +55,7 @@ from typing import Any
 
 import aiosqlite
 
+from .adoption import is_original_era, original_era_refusal
 from .checkpointer import Checkpointer
 from .dialect import SQLITE, Dialect
 from .errors import (
@@ -77,6 +78,7 @@ from .sqlite_errors import (
     retry_busy_async,
     translate,
 )
+from .sqlite_read_only import ReadOnlyGuard, fetch_read_only, refusal
 from .sqlite_writer import Statement, WriteResult, WriterThread, run_statement
 
 __all__ = ["SQLiteBackend", "WriteResult"]
@@ -466,8 +468,10 @@ class SQLiteBackend:
         deadline = time.monotonic() + max(self.busy_timeout, 1.0) * BUSY_RETRIES
         while True:
             try:
-                if _read_version(writer) == 0:
-                    self._refuse_foreign_tables(writer)  # before WAL changes the header
+                version = _read_version(writer)
+                self._refuse_original_era(writer, version)  # before WAL changes the header
+                if version == 0:
+                    self._refuse_foreign_tables(writer)
                 self._use_wal(writer)
                 if _read_version(writer) < LATEST_VERSION:
                     self._migrate(writer)
@@ -476,6 +480,14 @@ class SQLiteBackend:
                 if not is_busy(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(busy_wait(1))  # the first pause each time: the deadline bounds the tries
+
+    def _refuse_original_era(self, writer: sqlite3.Connection, version: int) -> None:
+        """A file of the original adw_database module (or one an earlier store
+        stamped without converting it) is migrated by ``orchestrator-store
+        adopt``, which converts its rows and keeps a backup, never silently
+        here: its naive timestamps and non-UUID ids would come back as they are."""
+        if is_original_era(writer):
+            raise SchemaError(original_era_refusal(self.path, version))
 
     def _refuse_foreign_tables(self, writer: sqlite3.Connection) -> None:
         """An unversioned file may be adopted only if every table in it is one
@@ -620,9 +632,34 @@ class SQLiteBackend:
         except sqlite3.Error as exc:
             raise self._translate(exc, table, "read") from exc
 
-    async def _read(self, sql: str, params: Sequence[Any], table: str) -> list[Row]:
-        """On a reader connection. Counted from before the wait for a
-        connection, so that close() lets every read that got one finish."""
+    async def fetch_read_only(self, sql: str, params: Sequence[Any], *, table: str) -> list[Row]:
+        """One statement that only reads (``query()``); any other is refused
+        with ``ReadOnlyError`` before it runs (``sqlite_read_only``). Inside
+        this task's ``transaction()`` it runs on the writer, as ``fetch_all``
+        does, and sees the block's writes."""
+        writer = self._require_writer()
+        guard = ReadOnlyGuard()
+        try:
+            if self._owned_transaction() is not None:
+                rows = await writer.call(
+                    lambda connection: fetch_read_only(connection, sql, params, guard)
+                )
+                return _as_dicts(rows)
+            return await self._read(sql, params, table, guard=guard)
+        except (sqlite3.Error, sqlite3.Warning) as exc:
+            refused = refusal(exc, guard, table)
+            if refused is not None:
+                raise refused from exc
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc, table, "query") from exc
+            raise
+
+    async def _read(
+        self, sql: str, params: Sequence[Any], table: str, *, guard: ReadOnlyGuard | None = None
+    ) -> list[Row]:
+        """On a reader connection, under ``guard`` when given. Counted from
+        before the wait for a connection, so that close() lets every read that
+        got one finish."""
         self._reads_in_flight += 1
         self._no_reads_in_flight.clear()
         try:
@@ -632,10 +669,16 @@ class SQLiteBackend:
                 readers.put_nowait(None)
                 raise NotConnectedError(f"{table}: the store was closed while this read waited")
             try:
+                if guard is not None:
+                    await reader.set_authorizer(guard)
                 rows = await reader.execute_fetchall(sql, params)
                 return _as_dicts(rows)  # type: ignore[arg-type]  # rows are sqlite3.Row
             finally:
-                readers.put_nowait(reader)
+                try:
+                    if guard is not None:  # off before the reader serves another read
+                        await run_to_completion(reader.set_authorizer(None))
+                finally:
+                    readers.put_nowait(reader)
         finally:
             self._reads_in_flight -= 1
             if not self._reads_in_flight:

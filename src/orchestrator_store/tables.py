@@ -1,4 +1,4 @@
-"""The five tables, each described once, in schema order.
+"""The store's tables, each described once, in schema order.
 
 The schema files (``sql/schema_orchestrator.sql`` and its PostgreSQL twin)
 define the tables; this module is their one description in Python. Everything
@@ -109,6 +109,55 @@ _TABLES = (
         json_columns=("details",),
         generated_id=True,
         database_defaults=("log_level",),
+    ),
+    # Schema version 2.
+    Table(
+        "orchestrator_chat",
+        columns=(
+            "id",
+            "orchestrator_agent_id",
+            "sender_type",
+            "receiver_type",
+            "message",
+            "summary",
+            "agent_id",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ),
+        time_column="created_at",
+        json_columns=("metadata",),
+        references={"orchestrator_agent_id": "orchestrator_agents", "agent_id": "agents"},
+    ),
+    Table(
+        "ai_developer_workflows",
+        columns=(
+            "id",
+            "orchestrator_agent_id",
+            "adw_id",
+            "adw_name",
+            "workflow_type",
+            "description",
+            "status",
+            "current_step",
+            "total_steps",
+            "completed_steps",
+            "started_at",
+            "completed_at",
+            "duration_seconds",
+            "input_data",
+            "output_data",
+            "error_message",
+            "error_step",
+            "error_count",
+            "metadata",
+            "created_at",
+            "updated_at",
+        ),
+        time_column="created_at",
+        json_columns=("input_data", "output_data", "metadata"),
+        references={"orchestrator_agent_id": "orchestrator_agents"},
+        database_defaults=("status", "total_steps", "completed_steps", "error_count"),
     ),
 )
 

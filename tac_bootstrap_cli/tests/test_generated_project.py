@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator_store.schema import LATEST_VERSION
+
 CONFIGURED = "var/data/agents.db"
 # A guard against a hang, never a speed check: the first `uv run` resolves and installs
 # the project's environment.
@@ -126,7 +128,7 @@ def test_the_inspection_command_line_is_installed(myapp: Path) -> None:
     assert UV is not None
     run([UV, "run", "adws/adw_modules/adw_database.py"], myapp)
     done = run([UV, "run", "orchestrator-store", "--db", CONFIGURED, "stats", "--json"], myapp)
-    assert '"schema_version": 1' in done.stdout
+    assert f'"schema_version": {LATEST_VERSION}' in done.stdout
 
 
 def test_a_second_init_is_identical(myapp: Path) -> None:

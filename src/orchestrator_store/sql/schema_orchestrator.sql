@@ -1,7 +1,8 @@
 -- Orchestrator store: the SQLite schema (source of truth for the latest version).
 --
 -- Conventions
---   * ids of definitions, agents and prompts are time-ordered UUID (version 7) text; log ids are integers.
+--   * ids of definitions, agents, prompts, chat messages and workflows are time-ordered
+--     UUID (version 7) text; log ids are integers.
 --   * timestamps are TEXT written by the store only, always in one fixed format:
 --     UTC, ISO 8601, microseconds, explicit offset: 2026-01-31T12:00:00.000000+00:00.
 --     The fixed width makes text order equal time order. The CHECKs below refuse
@@ -126,3 +127,67 @@ CREATE INDEX IF NOT EXISTS idx_system_logs_component_created
     ON system_logs (component, created_at);
 CREATE INDEX IF NOT EXISTS idx_system_logs_created_at
     ON system_logs (created_at);
+
+-- Schema version 2: the orchestrator's conversation and the AI developer workflows it runs.
+
+CREATE TABLE IF NOT EXISTS orchestrator_chat (
+    id                    TEXT PRIMARY KEY NOT NULL,
+    orchestrator_agent_id TEXT NOT NULL
+                              REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    sender_type           TEXT NOT NULL CHECK (sender_type IN ('user', 'orchestrator', 'agent')),
+    receiver_type         TEXT NOT NULL CHECK (receiver_type IN ('user', 'orchestrator', 'agent')),
+    message               TEXT NOT NULL CHECK (length(trim(message)) > 0),
+    summary               TEXT,
+    agent_id              TEXT REFERENCES agents (id) ON DELETE CASCADE,
+    metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
+    created_at            TEXT NOT NULL CHECK (created_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
+    updated_at            TEXT NOT NULL CHECK (updated_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00')
+);
+
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_orchestrator_agent_created
+    ON orchestrator_chat (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_agent_created
+    ON orchestrator_chat (agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_created_at
+    ON orchestrator_chat (created_at);
+
+-- adw_id is the run's own id (an ADW id such as 'a1b2c3d4'), which tracking looks rows up by.
+CREATE TABLE IF NOT EXISTS ai_developer_workflows (
+    id                    TEXT PRIMARY KEY NOT NULL,
+    orchestrator_agent_id TEXT REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    adw_id                TEXT UNIQUE,
+    adw_name              TEXT NOT NULL CHECK (length(trim(adw_name)) > 0),
+    workflow_type         TEXT NOT NULL CHECK (length(trim(workflow_type)) > 0),
+    description           TEXT,
+    status                TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                              ('pending', 'in_progress', 'completed', 'failed', 'cancelled')),
+    current_step          TEXT,
+    total_steps           INTEGER NOT NULL DEFAULT 0 CHECK (total_steps >= 0),
+    completed_steps       INTEGER NOT NULL DEFAULT 0 CHECK (completed_steps >= 0),
+    started_at            TEXT CHECK (started_at IS NULL OR started_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
+    completed_at          TEXT CHECK (completed_at IS NULL OR completed_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
+    duration_seconds      REAL CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
+    input_data            TEXT CHECK (input_data IS NULL OR json_valid(input_data)),
+    output_data           TEXT CHECK (output_data IS NULL OR json_valid(output_data)),
+    error_message         TEXT,
+    error_step            TEXT,
+    error_count           INTEGER NOT NULL DEFAULT 0 CHECK (error_count >= 0),
+    metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
+    created_at            TEXT NOT NULL CHECK (created_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
+    updated_at            TEXT NOT NULL CHECK (updated_at GLOB
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00')
+);
+
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_status_created
+    ON ai_developer_workflows (status, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_type_created
+    ON ai_developer_workflows (workflow_type, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_orchestrator_agent_created
+    ON ai_developer_workflows (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_created_at
+    ON ai_developer_workflows (created_at);

@@ -3,12 +3,13 @@
 -- enumerations, foreign keys, cascades and indexes; native types instead of TEXT.
 --
 -- Conventions
---   * ids of definitions, agents and prompts are UUID; log ids are identity columns
---     (BY DEFAULT, so that copying a SQLite store can keep its ids).
+--   * ids of definitions, agents, prompts, chat messages and workflows are UUID; log
+--     ids are identity columns (BY DEFAULT, so that copying a SQLite store can keep
+--     its ids).
 --   * timestamps are TIMESTAMPTZ (microseconds, like the SQLite text format); the
 --     store formats them back to 2026-01-31T12:00:00.000000+00:00 when reading.
 --   * JSON columns are JSONB.
---   * row_order (definitions, agents, prompts) is never selected: it breaks ties
+--   * row_order (every table but the logs) is never selected: it breaks ties
 --     between rows created in the same microsecond, as rowid does on SQLite.
 --   * the schema version lives in adw_schema_version, written by the store.
 
@@ -124,3 +125,64 @@ CREATE INDEX IF NOT EXISTS idx_system_logs_component_created
     ON system_logs (component, created_at);
 CREATE INDEX IF NOT EXISTS idx_system_logs_created_at
     ON system_logs (created_at);
+
+-- Schema version 2: the orchestrator's conversation and the AI developer workflows it runs.
+
+CREATE TABLE IF NOT EXISTS orchestrator_chat (
+    id                    UUID PRIMARY KEY,
+    orchestrator_agent_id UUID NOT NULL
+                              REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    sender_type           TEXT NOT NULL CHECK (sender_type IN ('user', 'orchestrator', 'agent')),
+    receiver_type         TEXT NOT NULL CHECK (receiver_type IN ('user', 'orchestrator', 'agent')),
+    message               TEXT NOT NULL CHECK (length(trim(message)) > 0),
+    summary               TEXT,
+    agent_id              UUID REFERENCES agents (id) ON DELETE CASCADE,
+    metadata              JSONB,
+    created_at            TIMESTAMPTZ NOT NULL,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    row_order             BIGINT GENERATED ALWAYS AS IDENTITY
+);
+
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_orchestrator_agent_created
+    ON orchestrator_chat (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_agent_created
+    ON orchestrator_chat (agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_created_at
+    ON orchestrator_chat (created_at);
+
+-- adw_id is the run's own id (an ADW id such as 'a1b2c3d4'), which tracking looks rows up by.
+CREATE TABLE IF NOT EXISTS ai_developer_workflows (
+    id                    UUID PRIMARY KEY,
+    orchestrator_agent_id UUID REFERENCES orchestrator_agents (id) ON DELETE CASCADE,
+    adw_id                TEXT UNIQUE,
+    adw_name              TEXT NOT NULL CHECK (length(trim(adw_name)) > 0),
+    workflow_type         TEXT NOT NULL CHECK (length(trim(workflow_type)) > 0),
+    description           TEXT,
+    status                TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
+                              ('pending', 'in_progress', 'completed', 'failed', 'cancelled')),
+    current_step          TEXT,
+    total_steps           BIGINT NOT NULL DEFAULT 0 CHECK (total_steps >= 0),
+    completed_steps       BIGINT NOT NULL DEFAULT 0 CHECK (completed_steps >= 0),
+    started_at            TIMESTAMPTZ,
+    completed_at          TIMESTAMPTZ,
+    duration_seconds      DOUBLE PRECISION
+                              CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
+    input_data            JSONB,
+    output_data           JSONB,
+    error_message         TEXT,
+    error_step            TEXT,
+    error_count           BIGINT NOT NULL DEFAULT 0 CHECK (error_count >= 0),
+    metadata              JSONB,
+    created_at            TIMESTAMPTZ NOT NULL,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    row_order             BIGINT GENERATED ALWAYS AS IDENTITY
+);
+
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_status_created
+    ON ai_developer_workflows (status, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_type_created
+    ON ai_developer_workflows (workflow_type, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_orchestrator_agent_created
+    ON ai_developer_workflows (orchestrator_agent_id, created_at);
+CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_created_at
+    ON ai_developer_workflows (created_at);
