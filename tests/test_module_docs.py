@@ -76,6 +76,8 @@ def test_usage_example_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         "prompts": 1,
         "agent_logs": 1,
         "system_logs": 1,
+        "orchestrator_chat": 0,
+        "ai_developer_workflows": 0,
     }
     with sqlite3.connect(path) as raw:
         status, cost, completed_at, context = raw.execute(
@@ -106,12 +108,15 @@ def test_main_demo_on_a_fresh_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert lines[1] == f"schema version: {schema.LATEST_VERSION}"
     assert re.search(r"^recorded session demo_\S+:$", captured.out, re.MULTILINE)
     expected = {
-        "orchestrator_agents": 2,
+        "orchestrator_agents": 3,
         "agents": 2,
         "prompts": 2,
         "agent_logs": 4,
         "system_logs": 2,
+        "orchestrator_chat": 4,
+        "ai_developer_workflows": 1,
     }
+    assert re.search(r"^  workflow plan_build completed steps=2/2$", captured.out, re.MULTILINE)
     assert printed_counts(captured.out) == expected
     assert list(printed_counts(captured.out)) == list(schema.TABLES)
     assert table_counts(path) == expected
@@ -126,11 +131,13 @@ def test_main_demo_twice_reuses_definitions(
     out = capsys.readouterr().out
     assert len(re.findall(r"^recorded session ", out, re.MULTILINE)) == 2
     assert table_counts(path) == {
-        "orchestrator_agents": 2,
+        "orchestrator_agents": 3,
         "agents": 4,
         "prompts": 4,
         "agent_logs": 8,
         "system_logs": 4,
+        "orchestrator_chat": 8,
+        "ai_developer_workflows": 2,
     }
 
 

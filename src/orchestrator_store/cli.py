@@ -7,11 +7,15 @@ runs the same::
     orchestrator-store --help
     orchestrator-store stats
     orchestrator-store --db other.db logs --level ERROR --follow
+    orchestrator-store workflows --status failed
+    orchestrator-store chat --agent 3f9c2a1b
     orchestrator-store copy-to-postgres orchestrator.db postgresql://...
 
 Every command reads through ``DatabaseManager``'s public methods, so it works
-on any backend the store supports. Commands other than ``prune --yes`` only
-read, and none of them creates a database file that does not exist. Errors are
+on any backend the store supports. Commands other than ``prune --yes`` and
+``adopt`` (which migrates a file of the original adw_database module, after
+writing a backup copy) only read, and none of them creates a database file
+that does not exist. Errors are
 one line on stderr and exit status 1 (no traceback, whatever fails); Ctrl-C is
 exit status 130, except for ``logs --follow``, which it ends normally. What the
 store holds is shown as inert text: see ``cli_render``.
@@ -58,9 +62,12 @@ except ImportError as missing:  # the store installed without its `cli` extra
         "pip install 'orchestrator-store[cli]' (or `uv add 'orchestrator-store[cli]'`)"
     ) from None
 
+from .adoption import AdoptionReport, adopt_database
 from .cli_render import (
     STATUS_STYLES,
+    WORKFLOW_STATUS_STYLES,
     bytes_text,
+    chat_table,
     duration_text,
     field,
     json_text,
@@ -70,6 +77,7 @@ from .cli_render import (
     new_console,
     plain,
     plain_lines,
+    seconds_text,
     short_id,
     styled,
     table,
@@ -77,9 +85,16 @@ from .cli_render import (
 )
 from .dialect import COLUMNS
 from .errors import ValidationError
-from .location import SIDE_FILE_SUFFIXES, resolve_database
+from .location import SIDE_FILE_SUFFIXES, redact_url, resolve_database
 from .manager import JSON_COLUMNS, DatabaseError, DatabaseManager
-from .models import LOG_LEVELS, AgentIdPrefix, AgentIdSuffix, parse_input
+from .models import (
+    LOG_LEVELS,
+    WORKFLOW_STATUSES,
+    AgentIdPrefix,
+    AgentIdSuffix,
+    canonical_uuid,
+    parse_input,
+)
 from .schema import TABLES
 
 __all__ = ["app", "main"]
@@ -97,7 +112,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 app = typer.Typer(
-    help="Inspect and maintain the orchestrator store (agents, prompts, costs, logs).",
+    help="Inspect and maintain the orchestrator store "
+    "(agents, prompts, costs, logs, workflows, chat).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -628,6 +644,270 @@ def logs(
     _run(ctx, database, work, ctrl_c_ends=follow)
 
 
+# --- workflows and chat -----------------------------------------------------------------
+
+# Workflow states in which a run is still going: its duration counts up to now.
+RUNNING_WORKFLOW = ("pending", "in_progress")
+WORKFLOWS_TABLE = "ai_developer_workflows"
+DETAIL_WIDTH = 13  # `workflow`'s labels, padded: "description" is the longest
+
+
+@app.command()
+def workflows(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option(help=f"Only workflows with this status ({', '.join(WORKFLOW_STATUSES)})."),
+    ] = None,
+    workflow_type: Annotated[
+        str | None, typer.Option("--type", help="Only workflows of this type.")
+    ] = None,
+    limit: LimitOption = 50,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Workflow runs, newest first: short id, ADW id, name, type, status, step, times, error."""
+
+    async def work(db: DatabaseManager) -> None:
+        rows = await db.list_workflows(status=status, workflow_type=workflow_type, limit=limit)
+        if as_json:
+            _echo_json(rows)
+            return
+        console = new_console()
+        console.print(
+            table(
+                f"{len(rows)} workflows",
+                [
+                    "ID",
+                    "ADW id",
+                    "Name",
+                    "Type",
+                    "Status",
+                    "Step",
+                    "Started",
+                    "Duration",
+                    "Error",
+                ],
+                (
+                    (
+                        short_id(row["id"]),
+                        row["adw_id"] or "-",
+                        row["adw_name"],
+                        row["workflow_type"],
+                        styled(row["status"], WORKFLOW_STATUS_STYLES),
+                        _workflow_step(row),
+                        time_text(row["started_at"]),
+                        _workflow_duration(row),
+                        _error_line(row["error_message"]),
+                    )
+                    for row in rows
+                ),
+                console=console,
+                optional=["Started", "Type", "Duration", "ADW id"],
+            )
+        )
+
+    _run(ctx, database, work)
+
+
+@app.command("workflow")
+def workflow_detail(
+    ctx: typer.Context,
+    reference: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID",
+            help="A workflow id, its first or last characters, or its ADW id.",
+        ),
+    ],
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One workflow run: status, steps, times, error, and its input, output and metadata."""
+
+    async def work(db: DatabaseManager) -> None:
+        row = await _workflow_by_reference(db, reference)
+        if as_json:
+            _echo_json(row)
+            return
+        definition_id = row["orchestrator_agent_id"]
+        definition = await db.get_orchestrator_agent(definition_id) if definition_id else None
+        console = new_console()
+        for line in _workflow_lines(row, definition):
+            console.print(line)
+
+    _run(ctx, database, work)
+
+
+async def _workflow_by_reference(db: DatabaseManager, reference: str) -> dict[str, Any]:
+    """The workflow whose id or ADW id is ``reference``, else the one whose
+    id starts or ends with it (as ``agent ID`` finds agents)."""
+    text = reference.strip()
+    if not text:
+        raise CliError("give a workflow id, its first or last characters, or its ADW id")
+    if _is_uuid(text) and (row := await db.get_workflow(text)) is not None:
+        return row
+    if (row := await db.get_workflow_by_adw_id(text)) is not None:
+        return row
+    try:
+        part = _id_part(text)
+    except CliError:  # not hex: it could only have been an ADW id
+        raise CliError(f"no workflow has the id or ADW id {text!r}") from None
+    matches = await _workflows_with_id_part(db, part)
+    if not matches:
+        raise CliError(f"no workflow has the ADW id {text!r} or an id that starts or ends with it")
+    if len(matches) > 1:
+        shown = ", ".join(short_id(row["id"]) for row in matches)
+        raise CliError(f"{part!r} matches several workflows ({shown}, ...): give more characters")
+    return matches[0]
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        canonical_uuid(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _workflows_with_id_part(db: DatabaseManager, part: str) -> list[dict[str, Any]]:
+    """At most two workflows whose id starts or ends with ``part``. A scan: the
+    store has no id search for workflows, and runs are few beside agents and logs."""
+    matches: list[dict[str, Any]] = []
+    # Leaving early is safe: the scan reads a page per query and holds nothing open.
+    async for row in db.iter_rows(WORKFLOWS_TABLE):
+        if str(row["id"]).lower().startswith(part) or str(row["id"]).lower().endswith(part):
+            matches.append(row)
+            if len(matches) == 2:
+                break
+    return matches
+
+
+def _error_line(error: str | None) -> str:
+    return _first_line(error, 60) if error and error.strip() else "-"
+
+
+def _workflow_step(row: dict[str, Any]) -> str:
+    """``current step (completed/total)``; just the counts before any step."""
+    counts = f"{row['completed_steps']}/{row['total_steps']}"
+    return f"{row['current_step']} ({counts})" if row["current_step"] else counts
+
+
+def _workflow_duration(row: dict[str, Any]) -> str:
+    """The stored duration; a run still going counts up to now; else ``-``."""
+    if row["duration_seconds"] is not None:
+        return seconds_text(row["duration_seconds"])
+    if row["started_at"] is None:
+        return "-"
+    if row["completed_at"] is None and row["status"] not in RUNNING_WORKFLOW:
+        return "-"  # ended without an end time: no figure to show
+    return duration_text(row["started_at"], row["completed_at"])
+
+
+def _workflow_lines(row: dict[str, Any], definition: dict[str, Any] | None) -> list[Text]:
+    def line(label: str, value: object, style: str = "") -> Text:
+        return field(label, value, width=DETAIL_WIDTH, style=style)
+
+    def block(label: str, text: str, style: str = "") -> Text:
+        """Text of several lines, its continuation lines under the first."""
+        return line(label, Text(text.replace("\n", "\n" + " " * DETAIL_WIDTH), style=style))
+
+    name = f"{definition['name']} ({short_id(definition['id'])})" if definition else "-"
+    lines = [
+        line("workflow", row["id"]),
+        line("adw id", row["adw_id"] or "-"),
+        line("name", row["adw_name"]),
+        line("type", row["workflow_type"]),
+        line("definition", name),
+        line("status", styled(row["status"], WORKFLOW_STATUS_STYLES)),
+        line("step", _workflow_step(row)),
+        line("started", time_text(row["started_at"])),
+        line("completed", time_text(row["completed_at"])),
+        line("duration", _workflow_duration(row)),
+    ]
+    if row["description"]:
+        lines.append(block("description", plain_lines(row["description"], "")))
+    lines += [
+        block("error", plain_lines(row["error_message"] or "-", ""), "red"),
+        line("error step", row["error_step"] or "-"),
+        line("error count", row["error_count"]),
+    ]
+    json_fields = {"input": "input_data", "output": "output_data", "metadata": "metadata"}
+    for label, column in json_fields.items():
+        value = row[column]
+        lines.append(block(label, "-" if value is None else json_text(value, indent=2)))
+    lines.append(line("created", time_text(row["created_at"])))
+    lines.append(line("updated", time_text(row["updated_at"])))
+    return lines
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    agent: Annotated[
+        str | None,
+        typer.Option(help="Only messages about this agent (id, or its first or last characters)."),
+    ] = None,
+    orchestrator: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this orchestrator's chat (its definition's id, first or last "
+            "characters of it, or name)."
+        ),
+    ] = None,
+    limit: LimitOption = 50,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The chat as a conversation: its latest --limit messages, oldest first (in JSON too).
+
+    Each message: time, sender -> receiver, the agent it concerns (short id), the
+    whole message, and its summary if it has one.
+    """
+
+    async def work(db: DatabaseManager) -> None:
+        agent_id = (await _agent_by_id_part(db, agent))["id"] if agent else None
+        definition = await _definition_by_reference(db, orchestrator) if orchestrator else None
+        rows = await db.list_chat_messages(
+            definition["id"] if definition else None, agent_id=agent_id, limit=limit
+        )
+        rows.reverse()  # the store lists the newest first; a conversation reads oldest first
+        if as_json:
+            _echo_json(rows)
+            return
+        title = f"{len(rows)} messages, oldest first"
+        new_console().print(chat_table(title, rows) if rows else Text(title))
+
+    _run(ctx, database, work)
+
+
+async def _definition_by_reference(db: DatabaseManager, reference: str) -> dict[str, Any]:
+    """The agent definition named ``reference``, or whose id is it or starts or
+    ends with it. Definitions are few: they are all read and matched here."""
+    definitions = await db.list_orchestrator_agents()
+    by_name = [row for row in definitions if row["name"] == reference]
+    if by_name:
+        return by_name[0]  # names are unique
+    missing = f"no agent definition is named {reference!r} or has an id that starts or ends with it"
+    try:
+        part = _id_part(reference)
+    except CliError:  # not hex: it could only have been a name
+        raise CliError(missing) from None
+    matches = [
+        row
+        for row in definitions
+        if str(row["id"]).lower().startswith(part) or str(row["id"]).lower().endswith(part)
+    ]
+    if not matches:
+        raise CliError(missing)
+    if len(matches) > 1:
+        shown = ", ".join(short_id(row["id"]) for row in matches[:2])
+        raise CliError(
+            f"{reference!r} matches several agent definitions ({shown}, ...): give more characters"
+        )
+    return matches[0]
+
+
 # --- prune ------------------------------------------------------------------------------
 
 
@@ -924,6 +1204,89 @@ async def _require_empty(url: str) -> None:
             f"{location} already holds rows ({listed}): copy into an empty store, "
             "or pass --append to add to it"
         )
+
+
+# --- adopt -------------------------------------------------------------------------------
+
+
+@app.command()
+def adopt(
+    ctx: typer.Context,
+    database: DbOption = None,
+    backup: Annotated[
+        Path | None,
+        typer.Option(
+            "--backup",
+            metavar="PATH",
+            help="Where the backup copy goes (default: <file>.before-adopt-<UTC time> beside it; "
+            "never over an existing file).",
+        ),
+    ] = None,
+) -> None:
+    """Migrate a file the original adw_database module wrote into the store's schema, in place.
+
+    Writes a backup copy of the file first, then converts every row in one
+    transaction: naive timestamps are read as UTC, ids that are not UUIDs get
+    fixed UUIDs (references follow), text that is not JSON becomes a JSON
+    string. Rows that cannot be converted are left out and listed; they stay in
+    the backup. Exit status 0 once the migration committed, also when rows were
+    left out (a WARNING on stderr counts them). SQLite files only.
+    """
+    with _one_line_errors():
+        location = resolve_database(_db_option(ctx, database))
+        if not isinstance(location, Path):
+            raise CliError(
+                f"adopt migrates SQLite files only, and {redact_url(location)} is a PostgreSQL "
+                "URL (the original module wrote SQLite files): give --db PATH"
+            )
+        if not location.is_file():  # checked here too: nothing may create the file
+            raise CliError(f"no database at {location} (give --db PATH)")
+        report = adopt_database(location, backup_path=backup)
+        _print_adoption(report)
+    if report.left_out:
+        # Exit status 0 all the same: the migration committed, the file is in the
+        # store's schema and opens, and every row left out is still in the backup.
+        # A failure status would tell scripts to retry or restore, and both are
+        # wrong now (a second adopt is refused: the file is already adopted).
+        typer.echo(
+            f"WARNING: {len(report.left_out)} rows could not be converted and were left out; "
+            f"they remain in the backup {plain(report.backup_path)}",
+            err=True,
+        )
+
+
+def _print_adoption(report: AdoptionReport) -> None:
+    """The report, every value from the file shown as inert text."""
+    console = new_console()
+    console.print(
+        field("adopted", f"{report.path} (schema version {report.schema_version})", width=10)
+    )
+    console.print(field("backup", report.backup_path, width=10))
+    left_out = {name: 0 for name in report.rows_copied}
+    for row in report.left_out:
+        left_out[row.table] = left_out.get(row.table, 0) + 1
+    rows = [
+        [name, f"{count:,}", f"{left_out[name]:,}"] for name, count in report.rows_copied.items()
+    ]
+    console.print(table(None, ["Table", "Rows", "Left out"], rows))
+    console.print(Text(f"converted {report.values_converted:,} values"))
+    if report.converted:
+        conversions = [
+            [f"{name}.{column}", f"{count:,}", what]
+            for (name, column, what), count in report.converted.items()
+        ]
+        console.print(table(None, ["Column", "Values", "Conversion"], conversions))
+    console.print(Text(f"remapped {len(report.remapped_ids):,} ids that were not UUIDs"))
+    if report.remapped_ids:
+        remapped = [[item.table, item.original_id, item.new_id] for item in report.remapped_ids]
+        console.print(table(None, ["Table", "Old id", "New id"], remapped))
+    if report.left_out:
+        console.print(Text(f"left out {len(report.left_out):,} rows (kept in the backup)"))
+        listed = [
+            [row.table, "-" if row.original_id is None else row.original_id, row.reason]
+            for row in report.left_out
+        ]
+        console.print(table(None, ["Table", "Original id", "Reason"], listed))
 
 
 def _fail(message: str) -> NoReturn:

@@ -19,12 +19,24 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from .models import AGENT_STATUSES, PROMPT_STATUSES, AgentStatus, LogLevel, PromptStatus
+from .models import (
+    AGENT_STATUSES,
+    PROMPT_STATUSES,
+    WORKFLOW_STATUSES,
+    AgentStatus,
+    ChatParty,
+    LogLevel,
+    PromptStatus,
+    WorkflowStatus,
+)
 
 __all__ = [
     "LEVEL_STYLES",
+    "PARTY_STYLES",
     "STATUS_STYLES",
+    "WORKFLOW_STATUS_STYLES",
     "bytes_text",
+    "chat_table",
     "duration_text",
     "field",
     "json_text",
@@ -33,6 +45,7 @@ __all__ = [
     "money_amount",
     "plain",
     "plain_lines",
+    "seconds_text",
     "short_id",
     "table",
     "time_text",
@@ -49,7 +62,7 @@ LEVEL_STYLES: dict[LogLevel, str] = {
 }
 # Agents' and prompts' statuses: those that are settled (or not begun) have a
 # style of their own; every other one, whatever models adds, is work under way.
-_SETTLED_STYLES: dict[AgentStatus | PromptStatus, str] = {
+_SETTLED_STYLES: dict[AgentStatus | PromptStatus | WorkflowStatus, str] = {
     "completed": "green",
     "failed": "bold red",
     "cancelled": "dim",
@@ -58,6 +71,12 @@ _SETTLED_STYLES: dict[AgentStatus | PromptStatus, str] = {
 STATUS_STYLES: dict[str, str] = {
     status: _SETTLED_STYLES.get(status, "cyan") for status in (*AGENT_STATUSES, *PROMPT_STATUSES)
 }
+# Workflows' statuses, coloured the same way (kept apart: "in_progress" is theirs only).
+WORKFLOW_STATUS_STYLES: dict[str, str] = {
+    status: _SETTLED_STYLES.get(status, "cyan") for status in WORKFLOW_STATUSES
+}
+# Who speaks in a chat: each party in a colour of its own, so that turns stand out.
+PARTY_STYLES: dict[ChatParty, str] = {"user": "bold", "orchestrator": "magenta", "agent": "cyan"}
 NUMERIC_COLUMNS = ("agents", "active", "prompts", "rows")
 NUMERIC_WORDS = ("cost", "tokens", "latency", "duration")
 # Short ids, statuses and times never wrap (cut, they would mislead); other text
@@ -135,11 +154,16 @@ def time_text(stamp: str | None) -> str:
 def duration_text(start: str, end: str | None) -> str:
     """``end - start``; a running agent's duration counts up to now."""
     finish = datetime.fromisoformat(end) if end else datetime.now(UTC)
-    seconds = max(0, int((finish - datetime.fromisoformat(start)).total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+    text = seconds_text((finish - datetime.fromisoformat(start)).total_seconds())
     return text if end else f"{text}+"
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration in whole seconds: ``4m05s``, or ``2h07m`` from an hour on."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, whole = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{whole:02d}s"
 
 
 def styled(value: str, styles: dict[str, str]) -> Text:
@@ -234,6 +258,38 @@ def log_line(row: dict[str, Any]) -> Text:
     if row["details"] is not None:
         line.append(" " + json_text(row["details"]), style="dim")
     return line
+
+
+def chat_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
+    """Chat messages in the order given: time, sender -> receiver, the agent's
+    short id, then the whole message, wrapped in a column of its own (its lines
+    kept), with its summary, if any, on the lines below it."""
+    grid = Table(
+        title=Text(plain(title)),
+        title_justify="left",
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+    )
+    for header in ("Time", "From -> to", "Agent"):
+        grid.add_column(Text(header), no_wrap=True)
+    grid.add_column(Text("Message"), overflow="fold")
+    for row in rows:
+        message = Text(plain_lines(row["message"], ""))
+        if row["summary"]:
+            message.append("\nsummary: " + plain_lines(row["summary"], "  "), style="dim")
+        grid.add_row(
+            Text(time_text(row["created_at"])),
+            _party(row["sender_type"]) + Text(" -> ") + _party(row["receiver_type"]),
+            Text(short_id(row["agent_id"])),
+            message,
+        )
+    return grid
+
+
+def _party(value: Any) -> Text:
+    """A chat party (a store value: Any, as ``PARTY_STYLES`` is keyed by ``ChatParty``)."""
+    return Text(plain(value), style=PARTY_STYLES.get(value, "")) if value else Text("-")
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:

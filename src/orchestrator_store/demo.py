@@ -1,5 +1,6 @@
 """Create or open a store and show what it holds; ``--demo`` first records a
-small example session (a planner handing over to a builder). The command line
+small example session (a planner handing over to a builder, run as a workflow
+and talked through with the user). The command line
 behind ``adws/adw_modules/adw_database.py`` and ``python -m orchestrator_store``."""
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ __all__ = ["main"]
 
 
 async def _record_demo_session(db: DatabaseManager) -> str:
-    """A small, realistic session: a planner hands over to a builder."""
+    """A small, realistic session: the user asks the orchestrator for a
+    change, which runs it as a two-step workflow where a planner hands over to
+    a builder."""
     session_id = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
     definitions = {row["name"]: row["id"] for row in await db.list_orchestrator_agents()}
     for name, kind, model in (
+        ("orchestrator", "orchestrator", "claude-sonnet"),
         ("planner", "planner", "claude-sonnet"),
         ("builder", "builder", "claude-sonnet"),
     ):
@@ -30,14 +34,31 @@ async def _record_demo_session(db: DatabaseManager) -> str:
             definitions[name] = await db.create_orchestrator_agent(
                 name, f"Demo {name}", kind, default_model=model
             )
+    orchestrator = definitions["orchestrator"]
+    request = "Add a health check endpoint"
+    await db.create_chat_message(orchestrator, "user", "orchestrator", request)
     await db.create_system_log("INFO", "orchestrator", f"session {session_id} started")
+    workflow = await db.start_workflow(
+        "plan_build",
+        "plan_build",
+        adw_id=session_id,
+        total_steps=2,
+        orchestrator_agent_id=orchestrator,
+        input_data={"request": request},
+    )
     parent = None
-    for name, prompt_text, cost in (
-        ("planner", "Plan: add a health check endpoint", 0.0042),
-        ("builder", "Build the plan's three steps", 0.0117),
+    for step, (name, prompt_text, cost) in enumerate(
+        (
+            ("planner", "Plan: add a health check endpoint", 0.0042),
+            ("builder", "Build the plan's three steps", 0.0117),
+        )
     ):
+        await db.update_workflow_step(workflow, name, completed_steps=step)
         agent = await db.create_agent(
             definitions[name], session_id, parent_agent_id=parent, status="executing"
+        )
+        await db.create_chat_message(
+            orchestrator, "orchestrator", "agent", prompt_text, agent_id=agent
         )
         prompt = await db.create_prompt(agent, "adw", prompt_text, model_used="claude-sonnet")
         async with db.transaction():
@@ -56,6 +77,11 @@ async def _record_demo_session(db: DatabaseManager) -> str:
         await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
         await db.create_agent_log(agent, "INFO", "state_change", "executing -> completed")
         parent = agent
+    await db.update_workflow_step(workflow, "done", completed_steps=2)
+    await db.end_workflow(workflow, "completed", output_data={"agents": 2})
+    await db.create_chat_message(
+        orchestrator, "orchestrator", "user", "Done: the endpoint is built and tested."
+    )
     await db.create_system_log("INFO", "orchestrator", f"session {session_id} finished")
     return session_id
 
@@ -76,9 +102,17 @@ async def _report(db_path: str | None, demo: bool, default_database: str | Path 
                     f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={len(prompts)} "
                     f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
                 )
+            workflow = await db.get_workflow_by_adw_id(session_id)
+            if workflow is not None:
+                print(
+                    f"  workflow {workflow['adw_name']} {workflow['status']} "
+                    f"steps={workflow['completed_steps']}/{workflow['total_steps']}"
+                )
         print("rows per table:")
-        for table, count in (await db.count_rows()).items():
-            print(f"  {table:<20} {count}")
+        counts = await db.count_rows()
+        width = max(map(len, counts))
+        for table, count in counts.items():
+            print(f"  {table:<{width}} {count}")
 
 
 def main(argv: list[str] | None = None, *, default_database: str | Path | None = None) -> int:
