@@ -9,6 +9,11 @@ adds the configured default: with no argument, the store opens
 ``DEFAULT_DATABASE_URL`` when set, else ``DEFAULT_DB_PATH`` in the project root
 (the folder that holds ``adws/``).
 
+``SyncDatabaseManager`` is the same store for code that is not async, and
+``init_tracking()`` points ``orchestrator_store.workflow_tracking``'s
+``track_workflow_start`` / ``track_phase_update`` / ``track_workflow_end``
+(which never raise into a workflow) at this project's database.
+
 Run it to create or open the database and show what it holds (``--demo``
 first records an example session)::
 
@@ -36,6 +41,7 @@ from orchestrator_store import (
     TransactionScopeError,
     ValidationError,
 )
+from orchestrator_store import workflow_tracking
 from orchestrator_store.demo import main as _demo_main
 from orchestrator_store.location import is_postgres_url, sqlite_url_path
 
@@ -52,10 +58,12 @@ __all__ = [
     "PoolSettings",
     "SchemaError",
     "StatementTimeoutError",
+    "SyncDatabaseManager",
     "Transaction",
     "TransactionScopeError",
     "ValidationError",
     "configured_database",
+    "init_tracking",
 ]
 
 # The database file, relative to the project root (config.yml: database.path).
@@ -82,6 +90,23 @@ class DatabaseManager(orchestrator_store.DatabaseManager):
         ``synchronous``, ``pool``), passed on as they are, so they never go stale here."""
         options.setdefault("default_database", configured_database())
         super().__init__(db_path, **options)
+
+
+class SyncDatabaseManager(orchestrator_store.SyncDatabaseManager):
+    """``orchestrator_store.SyncDatabaseManager`` whose default is this project's database."""
+
+    def __init__(self, db_path: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        """``options`` as for ``DatabaseManager`` above."""
+        options.setdefault("default_database", configured_database())
+        super().__init__(db_path, **options)
+
+
+def init_tracking(
+    db_path: str | os.PathLike[str] | None = None,
+) -> workflow_tracking.WorkflowTracker:
+    """Point ``orchestrator_store.workflow_tracking``'s functions at this
+    project's database (or at ``db_path``)."""
+    return workflow_tracking.init_tracking(db_path, default_database=configured_database())
 
 
 if __name__ == "__main__":

@@ -125,3 +125,42 @@ def test_the_inspection_command_line_reads_the_store(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"]["agents"] == 1
+
+
+WORKFLOW_SCRIPT = """
+import runpy, sys
+seed = runpy.run_path(sys.argv[1])
+seed["init_tracking"](sys.argv[2])
+from orchestrator_store import workflow_tracking as tracking
+results = [
+    tracking.track_workflow_start("a1b2c3d4", "plan_build", issue_number=7, total_steps=2),
+    tracking.track_phase_update("a1b2c3d4", "plan", "completed", 1),
+    tracking.track_phase_update("a1b2c3d4", "build", "completed", 2),
+    tracking.track_workflow_end("a1b2c3d4", "completed"),
+    tracking.track_workflow_end("no-such-run", "completed"),  # fails, never raises
+]
+print([bool(result) for result in results])
+"""
+
+
+def test_a_workflow_process_tracks_its_phases(tmp_path: Path) -> None:
+    """A workflow that is a plain subprocess records its run through the
+    project's tracking, and never fails because of the database."""
+    database = tmp_path / "workflows.db"
+    done = subprocess.run(
+        [sys.executable, "-c", WORKFLOW_SCRIPT, str(SEED_MODULE), str(database)],
+        cwd=PROJECT_ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, True, True, True, False]"
+    seed = runpy.run_path(str(SEED_MODULE))
+    with seed["SyncDatabaseManager"](database) as db:
+        run = db.get_workflow_by_adw_id("a1b2c3d4")
+    assert run is not None
+    assert (run["status"], run["current_step"], run["completed_steps"]) == ("completed", "build", 2)
+    assert run["metadata"]["issue_number"] == 7

@@ -105,18 +105,29 @@ class WorkflowTracker:
     next call after a failed open; ``close()`` closes it."""
 
     def __init__(
-        self, db_path: str | os.PathLike[str] | None = None, *, busy_timeout: float = 5.0
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        *,
+        busy_timeout: float = 5.0,
+        default_database: str | os.PathLike[str] | None = None,
     ) -> None:
-        """``db_path`` as for ``DatabaseManager`` (``None``: the default database)."""
+        """``db_path`` and ``default_database`` as for ``DatabaseManager``
+        (``None``: the default database; a project's ``adw_database.init_tracking``
+        passes the database its ``config.yml`` names)."""
         self._db_path = db_path
         self._busy_timeout = busy_timeout
+        self._default_database = default_database
         self._db: SyncDatabaseManager | None = None
         self._lock = threading.Lock()  # one opening, whichever thread calls first
 
     def _store(self) -> SyncDatabaseManager:
         with self._lock:
             if self._db is None:
-                self._db = SyncDatabaseManager(self._db_path, busy_timeout=self._busy_timeout)
+                self._db = SyncDatabaseManager(
+                    self._db_path,
+                    busy_timeout=self._busy_timeout,
+                    default_database=self._default_database,
+                )
             self._db.connect()  # nothing to do once open
             return self._db
 
@@ -241,12 +252,17 @@ _default: WorkflowTracker | None = None
 _default_lock = threading.Lock()
 
 
-def init_tracking(db_path: str | os.PathLike[str] | None = None) -> WorkflowTracker:
+def init_tracking(
+    db_path: str | os.PathLike[str] | None = None,
+    *,
+    default_database: str | os.PathLike[str] | None = None,
+) -> WorkflowTracker:
     """Point the module-level functions at ``db_path`` (``None``: the default
-    database), closing the tracker they used before. Opens nothing yet."""
+    database, or ``default_database`` when given), closing the tracker they
+    used before. Opens nothing yet."""
     global _default
     with _default_lock:
-        previous, _default = _default, WorkflowTracker(db_path)
+        previous, _default = _default, WorkflowTracker(db_path, default_database=default_database)
         tracker = _default
     if previous is not None:
         previous.close()
