@@ -40,8 +40,8 @@ from orchestrator_store import (
     Transaction,
     TransactionScopeError,
     ValidationError,
+    workflow_tracking,
 )
-from orchestrator_store import workflow_tracking
 from orchestrator_store.demo import main as _demo_main
 from orchestrator_store.location import is_postgres_url, sqlite_url_path
 
