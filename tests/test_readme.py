@@ -1,22 +1,62 @@
-"""The README's example runs as written (against a file in tmp_path)."""
+"""The README's examples run as written (against files in tmp_path)."""
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from orchestrator_store import manager
+from orchestrator_store import SyncDatabaseManager, manager
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def _python_examples() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
 def _python_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 1, "the README holds one Python example"
+    """The main example: the first one, which the API section starts from."""
+    blocks = _python_examples()
+    assert len(blocks) == 3, "the README holds three Python examples (async, sync, tracking)"
     return blocks[0]
+
+
+def _run_example(code: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    """``code`` run as a script in ``folder``, with no database chosen by the environment."""
+    script = folder / "example.py"
+    script.write_text(code, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    return subprocess.run(
+        [sys.executable, str(script)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_readme_sync_and_tracking_examples_run_and_record_what_they_say(tmp_path: Path) -> None:
+    _, sync_example, tracking_example = _python_examples()
+    done = _run_example(sync_example, tmp_path)
+    assert done.returncode == 0, done.stderr
+    done = _run_example(tracking_example, tmp_path)  # the default database: ./orchestrator.db
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # every call was recorded: no warning
+    with SyncDatabaseManager(tmp_path / "orchestrator.db") as db:
+        (agent,) = db.list_agents("feature_Tac_14_Task_8")
+        run = db.get_workflow_by_adw_id("a1b2c3d4")
+    assert agent["status"] == "completed"
+    assert run is not None
+    assert (run["status"], run["current_step"], run["error_message"]) == (
+        "failed",
+        "plan",
+        "tests failed",
+    )
 
 
 def test_readme_example_runs_and_prints_what_it_promises(tmp_path: Path) -> None:
