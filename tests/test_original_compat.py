@@ -448,6 +448,22 @@ async def test_query_validates_its_arguments(
     assert f"query.{field}" in str(caught.value)
 
 
+async def test_query_on_postgresql_leaves_no_session_lock_behind(postgres_url: str) -> None:
+    """A pooled connection must not keep a session-level advisory lock that a
+    query took: the transaction's rollback does not release those."""
+    from pg_testing import connect_raw
+
+    async with DatabaseManager(postgres_url) as db:
+        taken = await db.query("SELECT pg_advisory_lock(4242) IS NULL AS taken")
+        assert taken == [{"taken": False}]  # pg_advisory_lock returns void: not NULL
+        other = await connect_raw(postgres_url)
+        try:
+            assert await other.fetchval("SELECT pg_try_advisory_lock(4242)") is True
+            await other.execute("SELECT pg_advisory_unlock(4242)")
+        finally:
+            await other.close()
+
+
 async def test_query_on_a_closed_store(db: DatabaseManager) -> None:
     await db.close()
     with pytest.raises(NotConnectedError):

@@ -623,7 +623,12 @@ class PostgresBackend:
                     f"{QUERY_IS_READ_ONLY}",
                     table=table,
                 )
-            return list(await statement.fetch(*params))
+            records = list(await statement.fetch(*params))
+            # Session-level advisory locks outlive the rollback and would stay
+            # with a pooled connection: a read leaves none behind (the store's
+            # own locks are transaction-level).
+            await connection.execute("SELECT pg_advisory_unlock_all()")
+            return records
         finally:
             await self._rollback(block)
 
