@@ -452,6 +452,18 @@ async def test_the_adopted_file_has_exactly_the_stores_schema(original: Path) ->
     assert adopted == made  # the same tables, indexes and CHECKs; no trigger, no old table
 
 
+def test_the_adopted_file_gives_the_old_tables_pages_back(original: Path) -> None:
+    """The old tables are dropped after the copy; a VACUUM returns their pages,
+    so the adopted file keeps no free pages."""
+    adopt_database(original)
+    connection = sqlite3.connect(original)
+    try:
+        assert connection.execute("PRAGMA freelist_count").fetchone()[0] == 0
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        connection.close()
+
+
 async def test_a_file_an_earlier_store_stamped_is_adopted(tmp_path: Path) -> None:
     path = tmp_path / "project" / "orchestrator.db"
     write_original_era_file(path, journal_mode="delete", later_tables=False)
