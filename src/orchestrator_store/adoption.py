@@ -57,16 +57,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 import sqlite3
 import stat
 import uuid
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterator, Sized
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from . import tables
@@ -74,6 +72,15 @@ from .errors import DatabaseError, SchemaError, ValidationError
 from .json_codec import encode_json
 from .location import SIDE_FILE_SUFFIXES
 from .models import ROW_MODELS, canonical_uuid, format_timestamp, parse_input
+from .original_era import (
+    ORIGINAL_COLUMNS,
+    adopt_command,
+    column_names,
+    is_original_era,
+    original_era_refusal,
+    table_sql,
+    user_version,
+)
 from .schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION, statements_to_upgrade
 from .sqlite_errors import BUSY_RETRIES, SQLITE_NOTADB, is_busy, primary_code, retry_busy
 
@@ -96,30 +103,6 @@ OLD_TABLE_PREFIX = "adopt_original_"  # where an old table waits while its rows 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 5.0
 
-# The original module's tables and their columns, as its schema file created
-# them (its first five are the store's version-1 tables, column for column).
-ORIGINAL_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        name: frozenset(columns.split())
-        for name, columns in {
-            "orchestrator_agents": """id name description agent_type capabilities
-                default_model created_at updated_at""",
-            "agents": """id orchestrator_agent_id session_id parent_agent_id status context
-                config started_at completed_at cost_usd error_message""",
-            "prompts": """id agent_id prompt_type prompt_name prompt_text response_text status
-                model_used tokens_input tokens_output cost_usd latency_ms created_at
-                completed_at error_message""",
-            "agent_logs": "id agent_id log_level log_type message details created_at",
-            "system_logs": "id log_level component message details created_at",
-            "orchestrator_chat": """id orchestrator_agent_id sender_type receiver_type message
-                summary agent_id metadata created_at updated_at""",
-            "ai_developer_workflows": """id orchestrator_agent_id adw_name workflow_type
-                description status current_step total_steps completed_steps started_at
-                completed_at duration_seconds input_data output_data error_message error_step
-                error_count metadata created_at updated_at""",
-        }.items()
-    }
-)
 # Where a table keeps an old id that was not a UUID (a workflow's ADW id).
 _OLD_ID_COLUMNS = {"ai_developer_workflows": "adw_id"}
 
@@ -131,68 +114,6 @@ JSON_AS_STRING = "texts that are not JSON kept as JSON strings"
 JSON_COMPACTED = "JSON texts written compact"
 NULL_TO_DEFAULT = "NULLs replaced by the column's default"
 REFERENCE_CLEARED = "references to rows not copied set to NULL (ON DELETE SET NULL)"
-
-
-# --- what an original-era file is ---------------------------------------------------
-
-
-def _user_version(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("PRAGMA user_version").fetchone()[0])
-
-
-def _table_sql(connection: sqlite3.Connection) -> dict[str, str]:
-    """Every table in the file (SQLite's own excluded) with its CREATE statement."""
-    rows = connection.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchall()
-    return {row[0]: row[1] or "" for row in rows}
-
-
-def _column_names(connection: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (table,))}
-
-
-def _has_timestamp_checks(create_sql: str) -> bool:
-    """The store's tables check every timestamp with GLOB; the original's never did."""
-    return "GLOB" in create_sql.upper()
-
-
-def is_original_era(connection: sqlite3.Connection) -> bool:
-    """Whether the file holds the original module's tables, not yet converted:
-    unversioned with nothing but the original's tables and columns, or (any
-    version) one of those tables without the store's timestamp CHECKs (an
-    earlier store stamped the file without converting it). An unversioned file
-    whose tables the store's own schema made is not: connect() stamps it."""
-    found = _table_sql(connection)
-    if _user_version(connection) == 0:
-        for name in found:
-            if name not in ORIGINAL_COLUMNS:
-                return False
-            if not _column_names(connection, name) <= ORIGINAL_COLUMNS[name]:
-                return False
-    return any(
-        name in ORIGINAL_COLUMNS and not _has_timestamp_checks(sql) for name, sql in found.items()
-    )
-
-
-def adopt_command(path: Path | str) -> str:
-    """The command that adopts ``path``, ready to paste into a shell."""
-    return f"orchestrator-store adopt --db {shlex.quote(str(path))}"
-
-
-def original_era_refusal(path: Path | str, version: int) -> str:
-    """What connect() says when it refuses an original-era file."""
-    how = (
-        "no schema version, naive timestamps"
-        if version == 0
-        else f"stamped version {version} by an earlier store without converting it, "
-        "naive timestamps"
-    )
-    return (
-        f"{path} was written by the original adw_database module ({how}): run "
-        f"`{adopt_command(path)}` to migrate it in place (it writes a backup copy first); "
-        "the file was left untouched"
-    )
 
 
 def adopted_id(table: str, old_id: Any) -> str:
@@ -369,13 +290,13 @@ def _file_error(exc: sqlite3.Error, path: Path) -> DatabaseError:
 
 def _require_original_era(connection: sqlite3.Connection, path: Path) -> None:
     """Looked at under the write lock: another adopt may have just finished."""
-    version = _user_version(connection)
+    version = user_version(connection)
     if version > LATEST_VERSION:
         raise SchemaError(
             f"{path} has schema version {version}, newer than this store's {LATEST_VERSION}: "
             "it is not a file of the original module (nothing was changed)"
         )
-    found = _table_sql(connection)
+    found = table_sql(connection)
     if is_original_era(connection):
         _refuse_unknown_objects(connection, path)
         return
@@ -393,7 +314,7 @@ def _require_original_era(connection: sqlite3.Connection, path: Path) -> None:
         name
         for name in found
         if name not in ORIGINAL_COLUMNS
-        or not _column_names(connection, name) <= ORIGINAL_COLUMNS[name]
+        or not column_names(connection, name) <= ORIGINAL_COLUMNS[name]
     )
     if unknown:
         raise DatabaseError(
@@ -599,7 +520,7 @@ class _Migration:
         return {row[0]: int(row[1]) for row in rows if isinstance(row[1], int)}
 
     def _set_old_tables_aside(self) -> None:
-        found = _table_sql(self.connection)
+        found = table_sql(self.connection)
         names = [name for name in found if name in ORIGINAL_COLUMNS or name in tables.TABLES]
         # Their indexes would keep their names (and so block the schema's own
         # CREATE INDEX IF NOT EXISTS); the original's triggers write its format.

@@ -55,7 +55,6 @@ from typing import Any
 
 import aiosqlite
 
-from .adoption import is_original_era, original_era_refusal
 from .checkpointer import Checkpointer
 from .dialect import SQLITE, Dialect
 from .errors import (
@@ -66,6 +65,7 @@ from .errors import (
     ValidationError,
 )
 from .location import SIDE_FILE_SUFFIXES
+from .original_era import is_original_era, original_era_refusal
 from .ownership import TaskTransactions, Transaction
 from .schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from .shield import run_to_completion
