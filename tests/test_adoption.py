@@ -23,6 +23,8 @@ from original_era import (
     CHILD,
     HOSTILE,
     LEFT_OUT,
+    MISSING_AGENT,
+    MISSING_DEFINITION,
     OLD_LOG_SEQUENCE,
     PLANNER,
     PROMPT,
@@ -44,15 +46,16 @@ from orchestrator_store.adoption import (
     REFERENCE_REMAPPED,
     TIMESTAMP_REWRITTEN,
     UUID_CANONICAL,
+    LeftOutRow,
     RemappedId,
     adopt_database,
     adopted_id,
     is_original_era,
 )
 from orchestrator_store.cli import app
-from orchestrator_store.errors import DatabaseError, SchemaError
+from orchestrator_store.errors import BusyError, DatabaseError, SchemaError
 from orchestrator_store.manager import DatabaseManager
-from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
+from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION, statements_to_upgrade
 
 STORE_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
 NEW_BRIDGE = adopted_id("orchestrator_agents", BRIDGE)
@@ -166,6 +169,23 @@ async def test_a_file_an_earlier_store_stamped_without_converting_is_refused(
     assert f"`orchestrator-store adopt --db {path}`" in message
     assert snapshot(path) == before
     assert pragma(path, "user_version") == 1  # not upgraded to version 2 either
+
+
+async def test_a_file_without_the_checks_is_refused_whatever_its_columns(tmp_path: Path) -> None:
+    """Told apart by its missing timestamp CHECKs, not by its columns: a
+    workflow table with the store's adw_id column is original-era all the same."""
+    path = tmp_path / "orchestrator.db"
+    write_original_era_file(path, journal_mode="delete", unconvertible_rows=False)
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE ai_developer_workflows ADD COLUMN adw_id TEXT")
+    raw.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="written by the original adw_database module"):
+        await DatabaseManager(path).connect()
+    assert snapshot(path) == before
+    report = adopt_database(path)
+    assert raw_rows(path, "ai_developer_workflows")[NEW_WORKFLOW]["adw_id"] == ADW_ID
+    assert report.left_out == []
 
 
 def test_the_original_five_tables_have_the_stores_version_1_columns() -> None:
@@ -307,6 +327,36 @@ async def test_rows_that_cannot_be_converted_are_listed_with_their_reasons(
     assert listed[("agent_logs", 6)].endswith("which was left out")
     assert "prompt_type" in listed[("prompts", BAD_PROMPT)]
     assert raw_rows(original, "prompts").keys() == {PROMPT}
+
+
+def test_a_row_left_out_counts_no_reference_cleared(tmp_path: Path) -> None:
+    """A row whose ON DELETE CASCADE reference and ON DELETE SET NULL
+    reference both dangle is left out; its cleared reference is not counted,
+    nor any other conversion of it: the report is that of the file without it."""
+    clean, extra = tmp_path / "clean.db", tmp_path / "extra.db"
+    for path in (clean, extra):
+        write_original_era_file(path, unconvertible_rows=False)
+    doomed = "11111111-1111-4111-8111-111111111111"
+    raw = sqlite3.connect(extra, isolation_level=None)
+    raw.execute(
+        "INSERT INTO agents (id, orchestrator_agent_id, session_id, parent_agent_id, started_at) "
+        f"VALUES ('{doomed}', '{MISSING_DEFINITION}', 's', '{MISSING_AGENT}', "
+        "'2026-11-30T01:00:00')"
+    )
+    raw.close()
+    expected = adopt_database(clean)
+    report = adopt_database(extra)
+    assert report.left_out == [
+        LeftOutRow(
+            "agents",
+            doomed,
+            f"orchestrator_agent_id names orchestrator_agents row '{MISSING_DEFINITION}', "
+            "which is not in the file",
+        )
+    ]
+    assert report.converted[("agents", "parent_agent_id", REFERENCE_CLEARED)] == 1  # CHILD's
+    assert report.converted == expected.converted
+    assert report.rows_copied == expected.rows_copied
 
 
 def test_damaged_values_are_left_out_without_stopping_the_adoption(original: Path) -> None:
@@ -507,6 +557,80 @@ async def test_a_store_file_is_not_adopted(tmp_path: Path) -> None:
     assert backups_of(path) == []
 
 
+def test_an_unversioned_store_file_is_not_adopted(tmp_path: Path) -> None:
+    """The store's own tables (adw_id included), not yet versioned: connect()
+    stamps such a file, adopt has nothing to do."""
+    path = tmp_path / "store.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for statement in statements_to_upgrade(0, DEFAULT_SCHEMA_PATH):
+        raw.execute(statement)
+    raw.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaError) as caught:
+        adopt_database(path)
+    assert str(caught.value) == (
+        f"{path} already holds the store's schema, not yet versioned: there is nothing to "
+        "adopt; connect() stamps its version"
+    )
+    assert snapshot(path) == before
+    assert files_beside(path) == ["store.db"]
+
+
+def with_a_newer_version(path: Path) -> None:
+    write_original_era_file(path, journal_mode="delete")
+    raw = sqlite3.connect(path)
+    raw.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    raw.close()
+
+
+def with_no_tables(path: Path) -> None:
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE gone (x)")
+    raw.execute("DROP TABLE gone")
+    raw.close()
+
+
+def with_a_view(path: Path) -> None:
+    write_original_era_file(path, journal_mode="delete")
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE VIEW busy AS SELECT * FROM agents")
+    raw.close()
+
+
+def with_a_trigger_on_another_table(path: Path) -> None:
+    """Stamped version 1: an unversioned file's other table is refused earlier."""
+    write_original_era_file(path, journal_mode="delete", later_tables=False)
+    stamp_as_an_earlier_store_did(path)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("CREATE TABLE notes (body TEXT)")
+    raw.execute("CREATE TRIGGER noted AFTER INSERT ON notes BEGIN SELECT 1; END")
+    raw.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (with_a_newer_version, SchemaError, f"newer than this store's {LATEST_VERSION}"),
+        (with_no_tables, DatabaseError, "holds no tables"),
+        (with_a_view, DatabaseError, "holds view busy: adopt carries over"),
+        (with_a_trigger_on_another_table, DatabaseError, "holds trigger noted: adopt carries"),
+    ],
+    ids=["newer_version", "no_tables", "view", "trigger_on_another_table"],
+)
+def test_what_adopt_cannot_carry_over_is_refused_untouched(
+    tmp_path: Path, make: Any, error: type[DatabaseError], message: str
+) -> None:
+    path = tmp_path / "orchestrator.db"
+    make(path)
+    before = snapshot(path)
+    with pytest.raises(DatabaseError, match=message) as caught:
+        adopt_database(path)
+    assert type(caught.value) is error
+    assert "nothing was changed" in str(caught.value) or "holds no tables" in str(caught.value)
+    assert snapshot(path) == before
+    assert files_beside(path) == ["orchestrator.db"]
+
+
 def test_another_applications_file_is_refused_by_adopt(tmp_path: Path) -> None:
     path = tmp_path / "other.db"
     raw = sqlite3.connect(path)
@@ -613,9 +737,10 @@ def test_a_file_another_connection_is_writing_is_left_alone(tmp_path: Path) -> N
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        with pytest.raises(DatabaseError, match="is in use") as caught:
+        with pytest.raises(BusyError, match="is in use") as caught:
             adopt_database(path, busy_timeout=0.05)
         assert "nothing was changed" in str(caught.value)
+        assert caught.value.retryable
         holder.execute("ROLLBACK")
     finally:
         holder.close()
@@ -693,6 +818,10 @@ def test_cli_adopt_refuses_what_it_cannot_adopt_in_one_line(original: Path, tmp_
     missing = tmp_path / "absent.db"
     assert "no database at" in one_line_error(run("adopt", "--db", str(missing)))
     assert not missing.exists()
+    folder = tmp_path / "folder.db"
+    folder.mkdir()
+    line = one_line_error(run("adopt", "--db", str(folder)))
+    assert line == f"error: {folder} is a directory, not a SQLite database file"
 
 
 def test_cli_adopt_refuses_a_postgresql_url_in_one_line() -> None:

@@ -37,6 +37,7 @@ from orchestrator_store.manager import (
     Transaction,
     TransactionScopeError,
 )
+from orchestrator_store.sqlite_backend import READ_CONNECTIONS
 
 
 class WriterGate:
@@ -251,6 +252,112 @@ async def test_cancelled_cleanup_old_logs_leaves_store_usable(db: DatabaseManage
     for turns in range(6):
         await cancel_after(asyncio.create_task(db.cleanup_old_logs(0)), turns)
         await assert_usable(db, f"cleanup cancelled after {turns} turns")
+
+
+# What end_workflow leaves: (status, error_count, completed_at set, duration_seconds set).
+WORKFLOW_UNTOUCHED = ("in_progress", 0, False, False)
+WORKFLOW_ENDED = ("failed", 1, True, True)
+
+
+async def workflow_state(db: DatabaseManager, workflow_id: str) -> tuple[Any, ...]:
+    row = await db.get_workflow(workflow_id)
+    assert row is not None
+    return (
+        row["status"],
+        row["error_count"],
+        row["completed_at"] is not None,
+        row["duration_seconds"] is not None,
+    )
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["alone", "in_transaction"])
+async def test_cancelled_end_workflow_ends_it_fully_or_not_at_all(
+    db: DatabaseManager, inside: bool
+) -> None:
+    """end_workflow's UPDATEs are one transaction (its own, or the caller's
+    block): cancelled at any turn, the workflow is untouched or fully ended,
+    never ended without its duration or its error counted."""
+
+    async def end(workflow_id: str) -> None:
+        if inside:
+            async with db.transaction():
+                await db.end_workflow(workflow_id, "failed", error_message="boom")
+        else:
+            await db.end_workflow(workflow_id, "failed", error_message="boom")
+
+    for turns in range(24):
+        workflow_id = await db.start_workflow("adw_build", "build")
+        task = asyncio.create_task(end(workflow_id))
+        await cancel_after(task, turns)
+        state = await workflow_state(db, workflow_id)
+        assert state in (WORKFLOW_UNTOUCHED, WORKFLOW_ENDED), (turns, state)
+        if not task.cancelled():  # the cancellation came too late to stop anything
+            assert state == WORKFLOW_ENDED, turns
+        await assert_usable(db, f"end_workflow cancelled after {turns} turns")
+    # Not cancelled, it ends the workflow (the states above are the real ones).
+    workflow_id = await db.start_workflow("adw_build", "build")
+    await end(workflow_id)
+    assert await workflow_state(db, workflow_id) == WORKFLOW_ENDED
+
+
+async def assert_query_left_nothing(db: DatabaseManager, store_url: Any, lock_key: int) -> None:
+    """What a cancelled query() must not leave behind. SQLite: no connection
+    keeps its guard (the authorizer): every reader, and the writer, runs a
+    statement the guard refuses (a setting set to the value it has, which
+    changes nothing). PostgreSQL: no pooled connection keeps the session
+    advisory lock its statement took."""
+    if db.backend_name == "sqlite":
+        backend: Any = db._backend
+        readers = backend._readers
+        assert readers.qsize() == READ_CONNECTIONS  # none in use: the read is over
+        taken = [readers.get_nowait() for _ in range(READ_CONNECTIONS)]
+        try:
+            for reader in taken:
+                await reader.execute("PRAGMA query_only = ON")
+        finally:
+            for reader in taken:
+                readers.put_nowait(reader)
+        await backend._writer.call(lambda connection: connection.execute("PRAGMA query_only = OFF"))
+        return
+    from pg_testing import connect_raw
+
+    other = await connect_raw(store_url)
+    try:
+        assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_key) is True
+        await other.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["alone", "in_transaction"])
+async def test_cancelled_query_leaves_store_usable(
+    db: DatabaseManager, store_url: Any, inside: bool
+) -> None:
+    """query() cancelled at any turn, alone or inside the caller's block:
+    the store reads and writes again, the block is stored or not as a whole,
+    and the query left nothing on a connection (``assert_query_left_nothing``)."""
+    lock_key = random.randrange(1, 2**31)  # not another test run's, on a shared server
+    if db.backend_name == "sqlite":
+        sql = "SELECT count(*) AS n FROM agents"
+    else:
+        sql = f"SELECT pg_advisory_lock({lock_key}) IS NULL AS locked, count(*) AS n FROM agents"
+
+    async def read() -> None:
+        if inside:
+            async with db.transaction():
+                await db.create_system_log("INFO", "tx", "before")
+                await db.query(sql)
+                await db.create_system_log("INFO", "tx", "after")
+        else:
+            await db.query(sql)
+
+    for turns in range(24):
+        await cancel_after(asyncio.create_task(read()), turns)
+        await assert_usable(db, f"query cancelled after {turns} turns")
+        await assert_query_left_nothing(db, store_url, lock_key)
+        assert await db.query("SELECT 1 AS one") == [{"one": 1}]
+    stored = await committed_messages(db, "tx")
+    assert stored.count("before") == stored.count("after")
 
 
 # --- autocommit writes -----------------------------------------------------------

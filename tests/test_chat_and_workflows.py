@@ -365,6 +365,38 @@ async def test_an_adw_id_is_unique_and_named_when_taken(db: DatabaseManager) -> 
     assert len(await db.list_workflows()) == 3
 
 
+async def test_only_a_taken_adw_id_is_reported_as_one(db: DatabaseManager, store_url: Any) -> None:
+    """start_workflow says "adw_id exists already" only when the backend
+    named adw_id as the taken column: another unique key (an index added
+    here by hand, as a later schema might) keeps its own field and message."""
+    index = "CREATE UNIQUE INDEX one_description ON ai_developer_workflows (description)"
+    if db.backend_name == "sqlite":
+        with sqlite3.connect(store_url) as raw:
+            raw.execute(index)
+        raw.close()
+    else:
+        from pg_testing import run_sql
+
+        await run_sql(store_url, index)
+    await db.start_workflow("adw_plan", "plan", adw_id="a1b2c3d4", description="same")
+    error = await assert_refused(
+        db,
+        lambda: db.start_workflow("adw_build", "build", adw_id="e5f6a7b8", description="same"),
+        IntegrityError,
+        "description",
+    )
+    assert isinstance(error, IntegrityError)
+    assert error.constraint == "unique"
+    assert "adw_id" not in str(error)
+    error = await assert_refused(  # and a taken adw_id is still named as such
+        db,
+        lambda: db.start_workflow("adw_build", "build", adw_id="a1b2c3d4", description="other"),
+        IntegrityError,
+        "adw_id",
+    )
+    assert "a workflow with adw_id 'a1b2c3d4' exists already" in str(error)
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

@@ -28,6 +28,7 @@ from orchestrator_store.models import (
     AGENT_STATUSES,
     LOG_LEVELS,
     PROMPT_STATUSES,
+    WORKFLOW_STATUSES,
     AgentIdPrefix,
     AgentIdSuffix,
 )
@@ -189,7 +190,7 @@ def test_an_id_part_is_refused_exactly_when_the_store_refuses_it(
 
 def test_every_level_and_status_of_the_store_has_a_style() -> None:
     assert set(LEVEL_STYLES) == set(LOG_LEVELS)
-    assert set(STATUS_STYLES) == set(AGENT_STATUSES) | set(PROMPT_STATUSES)
+    assert set(STATUS_STYLES) == set(AGENT_STATUSES) | set(PROMPT_STATUSES) | set(WORKFLOW_STATUSES)
 
 
 # --- stats, agents, agent ---------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from test_cli import cells, digest, fails, ok, run
 from test_cli_safety import TERMINAL_CONTROLS
 
-from orchestrator_store.cli_render import WORKFLOW_STATUS_STYLES
+from orchestrator_store.cli_render import STATUS_STYLES
 from orchestrator_store.manager import DatabaseManager
 from orchestrator_store.models import WORKFLOW_STATUSES
 
@@ -142,7 +142,7 @@ def test_workflows_filters_and_limit(runs: Runs) -> None:
 def test_workflow_statuses_are_coloured_as_agent_statuses_are(runs: Runs) -> None:
     out = ok(runs.store, "workflows", env={"FORCE_COLOR": "1"})
 
-    assert set(WORKFLOW_STATUS_STYLES) == set(WORKFLOW_STATUSES)
+    assert set(WORKFLOW_STATUSES) <= set(STATUS_STYLES)
     assert "\x1b[1;31mfailed" in out  # bold red, as a failed agent
     assert "\x1b[32mcompleted" in out  # green
     assert "\x1b[36min_progress" in out  # cyan: work under way
@@ -299,6 +299,41 @@ def test_unknown_agent_or_orchestrator_is_one_line(runs: Runs) -> None:
     assert "matches several agent definitions" in fails(
         runs.store, "chat", "--orchestrator", shared
     )
+
+
+def several(part: str, ids: list[str], kind: str) -> str:
+    """The error for a ``part`` that the first two of ``ids`` start with."""
+    first, second = (row_id[-8:] for row_id in ids[:2])
+    return f"error: {part!r} matches several {kind} ({first}, {second}, ...): give more characters"
+
+
+def test_ambiguous_workflow_and_definition_parts_name_two_of_them(runs: Runs) -> None:
+    async def definitions() -> list[str]:  # the order the store lists them in: newest first
+        async with DatabaseManager(runs.store) as db:
+            return [row["id"] for row in await db.list_orchestrator_agents()]
+
+    workflows = sorted(runs.workflows.values())  # the store finds them in id order
+    shared = workflows[0][:4]  # made together: time-ordered ids share their start
+    assert all(workflow.startswith(shared) for workflow in workflows)
+    assert fails(runs.store, "workflow", shared.upper()) == several(shared, workflows, "workflows")
+    listed = asyncio.run(definitions())
+    assert all(definition.startswith(shared) for definition in listed)
+    assert fails(runs.store, "chat", "--orchestrator", shared.upper()) == several(
+        shared, listed, "agent definitions"
+    )
+
+
+def test_a_workflow_is_found_by_part_of_its_id_without_reading_the_table(
+    runs: Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_scan(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("the workflow lookup read the whole table")
+
+    monkeypatch.setattr(DatabaseManager, "iter_rows", no_scan)
+    build = runs.workflows["build"]
+
+    assert json.loads(ok(runs.store, "workflow", build[-8:], "--json"))["id"] == build
+    assert json.loads(ok(runs.store, "workflow", build[:-4], "--json"))["id"] == build
 
 
 def test_an_empty_store_has_no_workflows_and_no_chat(tmp_path: Path) -> None:

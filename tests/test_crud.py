@@ -235,6 +235,27 @@ async def test_deleted_name_can_be_reused(db: DatabaseManager) -> None:
     assert second != first
 
 
+async def test_a_taken_name_is_refused_naming_the_field(
+    db: DatabaseManager, definition_id: str
+) -> None:
+    """Both backends name the column of a refused unique key, on insert and
+    on update, and write nothing."""
+    other = await db.create_orchestrator_agent(name="other", description=None, agent_type="tester")
+    before = await db.count_rows()
+    for call in (
+        lambda: db.create_orchestrator_agent(name="planner", description=None, agent_type="tester"),
+        lambda: db.update_orchestrator_agent(agent_id=other, name="planner"),
+    ):
+        with pytest.raises(manager.IntegrityError) as caught:
+            await call()
+        assert caught.value.field == "name"
+        assert caught.value.constraint == "unique"
+        assert caught.value.table == "orchestrator_agents"
+        assert "name" in str(caught.value)
+    assert await db.count_rows() == before
+    assert (await db.get_orchestrator_agent(agent_id=other) or {})["name"] == "other"
+
+
 # --- agents ----------------------------------------------------------------------
 
 
@@ -1373,6 +1394,8 @@ SIGNATURES = {
     ),
     "find_agents_by_prefix": "prefix, *, limit=2",
     "find_agents_by_suffix": "suffix, *, limit=2",
+    "find_workflows_by_prefix": "prefix, *, limit=2",
+    "find_workflows_by_suffix": "suffix, *, limit=2",
     "log_agent_event": "agent_id, log_type, message, metadata=None, log_level='INFO'",
     "get_logs_by_type": "log_type, limit=100",
     "get_agent_logs_by_type": "agent_id, log_type, limit=100",

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from original_era import write_original_era_file
 
 import orchestrator_store
 from orchestrator_store import sqlite_backend
@@ -598,8 +599,26 @@ async def test_another_applications_sqlite_file_is_refused_before_anything_chang
     with pytest.raises(DatabaseError, match="another application's database") as caught:
         await db.connect()
     assert db_path.name in str(caught.value)
+    assert f"({', '.join(sorted(tables))})" in str(caught.value)  # each table it does not take
     assert snapshot(db_path) == before
     assert db_path.read_bytes()[18:20] == b"\x01\x01"  # still rollback-journal mode
+    assert files_for(db_path) == [db_path]
+
+
+async def test_an_original_era_file_with_another_table_is_another_applications(
+    db_path: Path,
+) -> None:
+    """Other tables are looked for first: such a file is not offered to adopt,
+    which would leave them pointing at nothing."""
+    write_original_era_file(db_path, journal_mode="delete")
+    raw = raw_connect(db_path)
+    raw.execute("CREATE TABLE notes (body TEXT)")
+    raw.close()
+    before = snapshot(db_path)
+    with pytest.raises(DatabaseError, match="another application's database") as caught:
+        await DatabaseManager(db_path).connect()
+    assert "(notes)" in str(caught.value)
+    assert snapshot(db_path) == before
     assert files_for(db_path) == [db_path]
 
 

@@ -121,6 +121,19 @@ async def test_log_agent_event_returns_none_and_warns_instead_of_raising(
     assert await db.count_rows() == before
 
 
+async def test_log_agent_event_names_any_value_it_was_given(
+    db: DatabaseManager, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning shows what the caller passed, as error messages do
+    (``models.shown``): an int as itself, a huge one by its size."""
+    with caplog.at_level(logging.WARNING, logger=MANAGER_LOGGER):
+        assert await db.log_agent_event(12345, "milestone", 2**70) is None  # type: ignore[arg-type]
+
+    [warning] = warnings_of(caplog)
+    assert "agent 12345:" in warning
+    assert "log line an integer of 71 bits not written" in warning
+
+
 async def test_log_agent_event_on_a_closed_store_returns_none_and_warns(
     db: DatabaseManager, agent_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -450,18 +463,60 @@ async def test_query_validates_its_arguments(
 
 async def test_query_on_postgresql_leaves_no_session_lock_behind(postgres_url: str) -> None:
     """A pooled connection must not keep a session-level advisory lock that a
-    query took: the transaction's rollback does not release those."""
+    query took: the transaction's rollback does not release those. Nor when
+    the statement takes the lock and then fails, alone or inside the
+    caller's block (which stays usable)."""
     from pg_testing import connect_raw
 
+    failing = "SELECT pg_advisory_lock(4242) AS a, 1/((random()*0)::int) AS b"
     async with DatabaseManager(postgres_url) as db:
-        taken = await db.query("SELECT pg_advisory_lock(4242) IS NULL AS taken")
-        assert taken == [{"taken": False}]  # pg_advisory_lock returns void: not NULL
         other = await connect_raw(postgres_url)
-        try:
+
+        async def assert_lock_is_free() -> None:
             assert await other.fetchval("SELECT pg_try_advisory_lock(4242)") is True
             await other.execute("SELECT pg_advisory_unlock(4242)")
+
+        try:
+            taken = await db.query("SELECT pg_advisory_lock(4242) IS NULL AS taken")
+            assert taken == [{"taken": False}]  # pg_advisory_lock returns void: not NULL
+            await assert_lock_is_free()
+
+            with pytest.raises(DatabaseError, match="division by zero"):
+                await db.query(failing)
+            await assert_lock_is_free()
+
+            async with db.transaction():
+                with pytest.raises(DatabaseError, match="division by zero"):
+                    await db.query(failing)
+                await assert_lock_is_free()  # at once, not when the block ends
+                await db.create_system_log("INFO", "c", "after the failed query")
+            assert [row["message"] for row in await db.get_system_logs()] == [
+                "after the failed query"
+            ]
         finally:
             await other.close()
+
+
+async def test_query_refuses_writes_to_sqlites_catalog_as_a_database_error(
+    db: DatabaseManager,
+) -> None:
+    """What query()'s docstring says of the one exception: SQLite itself
+    refuses to prepare an UPDATE or DELETE of sqlite_master (plain
+    DatabaseError, nothing ran); PostgreSQL's catalog is read-only here too."""
+    if db.backend_name == "sqlite":
+        catalog, column = "sqlite_master", "name"
+    else:
+        catalog, column = "pg_catalog.pg_class", "relname"
+    before = await db.count_rows()
+    for sql in [f"UPDATE {catalog} SET {column} = {column}", f"DELETE FROM {catalog}"]:
+        with pytest.raises(DatabaseError) as caught:
+            await db.query(sql)
+        if db.backend_name == "sqlite":
+            assert "may not be modified" in str(caught.value), sql
+        else:
+            assert isinstance(caught.value, ReadOnlyError), sql
+    assert await db.count_rows() == before
+    assert await db.query("SELECT 1 AS one") == [{"one": 1}]
 
 
 async def test_query_on_a_closed_store(db: DatabaseManager) -> None:

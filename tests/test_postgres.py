@@ -483,6 +483,40 @@ async def test_killed_connection_fails_the_call_and_the_pool_recovers(
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres("a pooler keeps the server session, and its lock, after the close")
+async def test_query_whose_locks_cannot_be_released_closes_its_connection(
+    store_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should ``pg_advisory_unlock_all()`` after a query fail, the connection
+    is closed (the server then releases the session's locks) rather than
+    pooled with them; the query's rows still reach the caller."""
+    import asyncpg
+
+    key = 4244
+    execute = asyncpg.Connection.execute
+
+    async def unlock_refused(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if "pg_advisory_unlock_all" in query:
+            raise asyncpg.InterfaceError("refused by the test")
+        return await execute(self, query, *args, **kwargs)
+
+    async with DatabaseManager(store_url) as db:
+        monkeypatch.setattr(asyncpg.Connection, "execute", unlock_refused)
+        with caplog.at_level(logging.WARNING, logger=postgres_backend.__name__):
+            rows = await db.query(f"SELECT pg_advisory_lock({key}) IS NULL AS taken")
+        monkeypatch.undo()
+        assert rows == [{"taken": False}]
+        assert "closing the connection" in caplog.text
+        other = await connect_raw(store_url)
+        try:
+            await until(lambda: other.fetchval("SELECT pg_try_advisory_lock($1)", key))
+            await other.execute("SELECT pg_advisory_unlock($1)", key)
+        finally:
+            await other.close()
+        assert await db.query("SELECT 1 AS one") == [{"one": 1}]  # on another connection
+
+
+@pytest.mark.backend("postgresql")
 @pytest.mark.direct_postgres
 async def test_pool_settings_in_the_url_reach_the_pool_not_the_server(
     store_url: str, postgres_server: str

@@ -262,6 +262,8 @@ def _valid_arguments(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         },
         "find_agents_by_prefix": {"prefix": "0", "limit": 2},
         "find_agents_by_suffix": {"suffix": "0", "limit": 2},
+        "find_workflows_by_prefix": {"prefix": "0", "limit": 2},
+        "find_workflows_by_suffix": {"suffix": "0", "limit": 2},
         "log_agent_event": {
             "agent_id": ids["agent"],
             "log_type": "milestone",

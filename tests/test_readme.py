@@ -111,3 +111,53 @@ def test_the_package_root_exports_what_the_readme_says() -> None:
     assert {model.__name__ for model in models.ROW_MODELS.values()} <= exported
     for name in exported:
         assert getattr(orchestrator_store, name) is not None, name
+
+
+def _console_output_masked(text: str, database: Path) -> list[str]:
+    """Command line output with what changes per run masked: the database's path
+    (as the README writes it), times, session names, short ids, durations and the
+    file's size. Rich pads lines to the terminal's width: trailing blanks go."""
+    text = text.replace(str(database), "/path/to/repo/orchestrator.db")
+    text = re.sub(r"demo_\d{8}_\d{6}_[0-9a-f]{6}", "<SESSION>", text)
+    text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<TIME>", text)
+    text = re.sub(r"\b[0-9a-f]{8}\b", "<ID>", text)
+    text = re.sub(r"\b\d+m\d\ds\b", "<DURATION>", text)
+    text = re.sub(r"^file size .*$", "file size <SIZE>", text, flags=re.M)
+    return [line.rstrip() for line in text.splitlines()]
+
+
+def test_readme_command_line_example_shows_what_the_commands_print(tmp_path: Path) -> None:
+    """The console example of "Inspecting the store from a terminal": two demo
+    sessions recorded, then each command shown, as wide as the README's (140)."""
+    from typer.testing import CliRunner
+
+    from orchestrator_store.cli import app
+
+    block = re.search(
+        r"```console\n(\$ uv run orchestrator-store stats\n.*?)```",
+        README.read_text(encoding="utf-8"),
+        re.S,
+    )
+    assert block is not None
+    database = tmp_path / "orchestrator.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    for _ in range(2):  # "recorded two sessions"
+        done = subprocess.run(
+            [sys.executable, "-m", "orchestrator_store", "--db", str(database), "--demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+
+    examples = re.split(r"^\$ uv run orchestrator-store ", block.group(1), flags=re.M)[1:]
+    assert len(examples) == 5  # stats, sessions, costs --by model, workflows, chat
+    for example in examples:
+        command, _, shown = example.partition("\n")
+        result = CliRunner().invoke(
+            app, ["--db", str(database), *command.split()], env={"COLUMNS": "140"}
+        )
+        assert result.exit_code == 0, (command, result.output)
+        printed = _console_output_masked(result.stdout, database)
+        assert printed == _console_output_masked(shown, database), command

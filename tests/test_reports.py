@@ -278,6 +278,29 @@ async def test_find_agents_by_prefix_or_suffix_refuses_what_no_id_looks_like(
         await getattr(db, f"find_agents_by_{end}")(part)
 
 
+async def test_find_workflows_by_prefix_or_suffix(db: DatabaseManager) -> None:
+    runs = [await db.start_workflow(f"run-{n}", "build", input_data={"n": n}) for n in range(3)]
+    run = runs[1]
+    shared = run[:4]  # made together: time-ordered ids share their start
+
+    assert [row["id"] for row in await db.find_workflows_by_prefix(run[:-4].upper())] == [run]
+    assert [row["id"] for row in await db.find_workflows_by_suffix(run[-8:].upper())] == [run]
+    assert (await db.find_workflows_by_suffix(run))[0]["input_data"] == {"n": 1}
+    assert [row["id"] for row in await db.find_workflows_by_prefix(shared)] == sorted(runs)[:2]
+    found = await db.find_workflows_by_prefix(shared, limit=5)
+    assert [row["id"] for row in found] == sorted(runs)
+    assert await db.find_workflows_by_suffix(run[:8]) == []  # a start is not an end
+
+
+@pytest.mark.parametrize("part", ["", "xyz", "../a", "0" * 37])
+@pytest.mark.parametrize("end", ["prefix", "suffix"])
+async def test_find_workflows_by_prefix_or_suffix_refuses_what_no_id_looks_like(
+    db: DatabaseManager, end: str, part: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"ai_developer_workflows.{end}"):
+        await getattr(db, f"find_workflows_by_{end}")(part)
+
+
 # --- retention, storage, streaming ----------------------------------------------
 
 

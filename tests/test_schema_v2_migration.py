@@ -36,6 +36,12 @@ PROCESS_HANG_GUARD = 120.0  # seconds; a guard against hanging, never a speed ch
 # src/orchestrator_store/sql/schema_orchestrator.sql as released with schema
 # version 1 (commit aece866): the five tables, their indexes and sqlite_sequence.
 VERSION_1_FINGERPRINT = "569a4971fe251a65b738ec4efb00900f12e80293a9751f4a5678a969b6970c4b"
+# Migration 2 as released: ``sqlite_fingerprint`` of an empty database after
+# its SQLite statements (the two tables and their indexes; SQLite does not
+# check foreign-key targets at CREATE), and sha256 of its PostgreSQL text,
+# whitespace normalised. A released migration never changes.
+MIGRATION_2_SQLITE_HASH = "c0093968b8480f36b8b6800e8d6a55156e1a75122b3260453976482a31ec9fa6"
+MIGRATION_2_POSTGRES_HASH = "1605a023485574966ce508bd137f60ede76e729a2344253a9fc4ddd4360674a3"
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -231,6 +237,21 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
         upgraded.close()
     assert schema.LATEST_VERSION == 2
     assert [migration.version for migration in schema.MIGRATIONS] == [1, 2]
+
+
+def test_migration_2_is_as_released() -> None:
+    """Migration 2's texts are frozen: nothing the schema files or the code
+    around them become later may change what it does."""
+    (migration,) = [m for m in schema.MIGRATIONS if m.version == 2]
+    migrated = sqlite3.connect(":memory:")
+    try:
+        for statement in schema.split_statements(migration.sql, "migration 2"):
+            migrated.execute(statement)
+        assert sqlite_fingerprint(migrated) == MIGRATION_2_SQLITE_HASH
+    finally:
+        migrated.close()
+    postgres_text = " ".join(migration.postgres_sql.split())
+    assert hashlib.sha256(postgres_text.encode()).hexdigest() == MIGRATION_2_POSTGRES_HASH
 
 
 async def test_an_upgraded_database_is_exactly_a_new_one(backend: str, store_url: Any) -> None:

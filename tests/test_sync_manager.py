@@ -14,7 +14,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -249,6 +250,32 @@ def test_iter_rows_stopped_early_leaves_the_store_usable(sync_db: SyncDatabaseMa
     assert [next(rows)["message"] for _ in range(4)] == ["0", "1", "2", "3"]
     del rows
     assert sum(1 for _ in sync_db.iter_rows("system_logs")) == 10
+
+
+def test_iter_rows_hands_rows_over_a_batch_at_a_time(
+    sync_db: SyncDatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One hand-off to the loop per batch, not per row: a hand-off costs far more."""
+    sync_db.create_system_logs(
+        [{"log_level": "INFO", "component": "c", "message": str(i)} for i in range(20)]
+    )
+    runner = sync_db._runner
+    assert runner is not None
+    hand_offs: list[object] = []
+    call = runner.call
+
+    def counted(work: Any, timeout: float | None = None) -> Any:
+        hand_offs.append(work)
+        return call(work, timeout)
+
+    monkeypatch.setattr(runner, "call", counted)
+    rows = [row["message"] for row in sync_db.iter_rows("system_logs", batch_size=5)]
+    assert rows == [str(i) for i in range(20)]
+    assert len(hand_offs) <= 2 + 20 // 5  # the first asks for one row, the last may be empty
+    with sync_db.transaction():  # inside a block too, where the block's task reads them
+        sync_db.create_system_log("INFO", "c", "20")
+        rows = [row["message"] for row in sync_db.iter_rows("system_logs", batch_size=5)]
+    assert rows == [str(i) for i in range(21)]
 
 
 def test_a_transaction_commits_together_or_not_at_all(sync_db: SyncDatabaseManager) -> None:
@@ -549,6 +576,54 @@ def test_ctrl_c_in_this_process_cancels_waits_and_leaves_the_store_usable(
     assert [row["message"] for row in sync_db.get_system_logs()] == ["after"]
 
 
+@needs_main_thread_signals
+@pytest.mark.parametrize("where", ["nested-enter", "commit"])
+def test_ctrl_c_entering_a_nested_block_or_committing_rolls_back_the_whole_block(
+    sync_db: SyncDatabaseManager, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C while a savepoint is being taken, or while the outermost block
+    commits: the block's task is cancelled and ends, nothing is stored, and
+    the next write goes through."""
+    real = sync_db._db.transaction
+    started = threading.Event()
+    cleaned_up: list[bool] = []
+    depth = [0]
+
+    async def slow_moment() -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.2)  # cleanup that takes a few turns of the loop
+            cleaned_up.append(True)
+
+    @asynccontextmanager
+    async def slow_transaction() -> AsyncIterator[Transaction]:
+        depth[0] += 1
+        try:
+            if where == "nested-enter" and depth[0] == 2:
+                await slow_moment()  # before the savepoint
+            async with real() as transaction:
+                yield transaction
+                if where == "commit" and depth[0] == 1:
+                    await slow_moment()  # before the commit
+        finally:
+            depth[0] -= 1
+
+    monkeypatch.setattr(sync_db._db, "transaction", slow_transaction)
+    interrupter = interrupt_main_thread_once(started)
+    with pytest.raises(KeyboardInterrupt), sync_db.transaction() as tx:
+        sync_db.create_system_log("INFO", "c", "undone")
+        with sync_db.transaction():
+            sync_db.create_system_log("INFO", "c", "undone too")
+    interrupter.join(THREAD_HANG_GUARD)
+    monkeypatch.undo()
+    assert cleaned_up == [True]  # finished before KeyboardInterrupt was raised
+    assert tx.state == "rolled_back"
+    sync_db.create_system_log("INFO", "c", "after")
+    assert [row["message"] for row in sync_db.get_system_logs()] == ["after"]
+
+
 # The child waits in a call whose coroutine says "started" from the loop
 # thread; the test sends SIGINT; the child reports whether the coroutine had
 # finished its cleanup before KeyboardInterrupt reached it, then uses the store.
@@ -705,6 +780,95 @@ def test_ctrl_c_at_any_moment_of_entering_a_block_leaves_nothing_open(db_path: P
     assert done.stdout.split("\n")[-2] == "True"
 
 
+# Ctrl-C just after a block opened, before the `with` statement has taken it (so
+# that its __exit__ would run): CPython runs a signal handler when a call
+# returns, so KeyboardInterrupt is raised here, by a trace function, before each
+# instruction that follows a call in the block's __enter__ and in
+# HeldTransaction.enter, one place per round (more places than CPython checks:
+# not after a call of a Python function). Each time the block must end: the
+# store closes (it refuses inside a block) and each except handler's write is
+# committed, not lost in a block left open.
+CTRL_C_AFTER_EACH_CALL_CHILD = """
+import dis, json, sqlite3, sys, warnings
+from orchestrator_store import SyncDatabaseManager
+from orchestrator_store.loop_thread import HeldTransaction
+
+def after_calls(code):
+    instructions = list(dis.get_instructions(code))
+    return {b.offset for a, b in zip(instructions, instructions[1:]) if a.opname.startswith("CALL")}
+
+def interrupt_at(target):
+    seen = [0]
+
+    def on_call(frame, event, arg):
+        points = watched.get(frame.f_code)
+        if points is None:
+            return None
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+
+        def on_opcode(frame, event, arg):
+            if event == "opcode" and frame.f_lasti in points:
+                seen[0] += 1
+                if seen[0] == target:
+                    raise KeyboardInterrupt
+            return on_opcode
+
+        return on_opcode
+
+    sys.settrace(on_call)
+    return seen
+
+# Interrupted between making the block's coroutine and handing it over (a place
+# CPython does not check): the coroutine never runs, nothing was opened.
+warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+path, nested = sys.argv[1], sys.argv[2] == "nested"
+with SyncDatabaseManager(path) as db:
+    block_enter = type(db.transaction()).__enter__.__code__
+    watched = {code: after_calls(code) for code in (block_enter, HeldTransaction.enter.__code__)}
+
+    def enter_blocks():
+        with db.transaction():
+            if nested:
+                with db.transaction():
+                    pass
+
+    places = interrupt_at(0)  # counts them
+    enter_blocks()
+    sys.settrace(None)
+    interrupted = []
+    for target in range(1, places[0] + 1):
+        interrupt_at(target)
+        try:
+            enter_blocks()
+        except KeyboardInterrupt:
+            interrupted.append(target)
+            db.create_system_log("INFO", "c", f"handler {target}")
+        finally:
+            sys.settrace(None)
+raw = sqlite3.connect(path)
+messages = raw.execute("SELECT message FROM system_logs").fetchall()
+handled = sorted(int(message.split()[1]) for message, in messages)
+print(json.dumps({"places": places[0], "interrupted": interrupted, "handled": handled}))
+"""
+
+
+@pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's signal checks")
+@pytest.mark.parametrize("blocks", ["outermost", "nested"])
+def test_ctrl_c_just_after_a_block_opened_still_ends_it(db_path: Path, blocks: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AFTER_EACH_CALL_CHILD, str(db_path), blocks],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    result = json.loads(done.stdout)
+    assert result["places"] >= 4
+    assert result["interrupted"] == list(range(1, result["places"] + 1))
+    assert result["handled"] == result["interrupted"]
+
+
 FORKING_SCRIPT = """
 import os, sys, warnings
 from orchestrator_store import NotConnectedError, SyncDatabaseManager
@@ -743,27 +907,93 @@ def test_a_forked_child_is_refused_at_once_and_then_connects_its_own(db_path: Pa
     assert done.stdout.strip() == ("0 ['after connect', 'after the child', 'before the fork']")
 
 
-def test_a_forgotten_close_neither_hangs_nor_loses_writes(db_path: Path) -> None:
-    script = (
-        "import sys\n"
-        "from orchestrator_store import SyncDatabaseManager\n"
-        "db = SyncDatabaseManager(sys.argv[1])\n"
-        "db.connect()\n"
-        "db.create_system_log('INFO', 'child', 'never closed')\n"
-    )
+# Forked inside a transaction() block: the child's calls would go to the block's
+# task, which is the parent's. SIGALRM ends a child that hangs instead.
+FORKING_IN_A_BLOCK_SCRIPT = """
+import os, signal, sys, warnings
+from orchestrator_store import NotConnectedError, SyncDatabaseManager
+
+warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads running
+db = SyncDatabaseManager(sys.argv[1])
+db.connect()
+with db.transaction():
+    db.create_system_log("INFO", "parent", "in the block")
+    pid = os.fork()
+    if pid == 0:
+        signal.alarm(20)
+        refused = []
+        for _ in range(2):  # and again: still refused, still for that reason
+            try:
+                db.create_system_log("INFO", "child", "through the parent's block")
+                os._exit(1)
+            except NotConnectedError as exc:
+                refused.append("forked" in str(exc))
+        try:
+            with db.transaction():  # a nested block: refused too
+                os._exit(1)
+        except NotConnectedError as exc:
+            refused.append("forked" in str(exc))
+        db.connect()  # this process's own loop and connections
+        # (a read: the parent holds the write lock until the child ends)
+        committed = db.count_rows()["system_logs"]
+        db.close()
+        os._exit(0 if refused == [True, True, True] and committed == 0 else 2)
+    _, status = os.waitpid(pid, 0)
+    db.create_system_log("INFO", "parent", "still in the block")
+print(os.waitstatus_to_exitcode(status), sorted(r["message"] for r in db.get_system_logs()))
+db.close()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_child_forked_inside_a_block_is_refused_at_once(db_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", script, str(db_path)],
+        [sys.executable, "-c", FORKING_IN_A_BLOCK_SCRIPT, str(db_path)],
         capture_output=True,
         text=True,
         timeout=PROCESS_HANG_GUARD,
     )
     assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.strip() == "0 ['in the block', 'still in the block']"
+
+
+def test_a_forgotten_close_neither_hangs_nor_loses_writes(db_path: Path) -> None:
+    dropped = db_path.with_name("dropped.db")
+    script = (
+        "import gc, sys\n"
+        "from orchestrator_store import SyncDatabaseManager\n"
+        "def dropped() -> None:  # the program keeps no reference to this one\n"
+        "    db = SyncDatabaseManager(sys.argv[2])\n"
+        "    db.connect()\n"
+        "    db.create_system_log('INFO', 'child', 'dropped unclosed')\n"
+        "dropped()\n"
+        "gc.collect()\n"
+        "db = SyncDatabaseManager(sys.argv[1])\n"
+        "db.connect()\n"
+        "db.create_system_log('INFO', 'child', 'never closed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(db_path), str(dropped)],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_HANG_GUARD,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    # Before any connection here: closing the last one would fold a WAL left behind in.
+    assert not Path(f"{dropped}-wal").exists()  # the dropped one was closed at exit too
+    assert not Path(f"{db_path}-wal").exists()
     raw = sqlite3.connect(db_path)
     try:
         assert raw.execute("SELECT message FROM system_logs").fetchall() == [("never closed",)]
     finally:
         raw.close()
     assert not Path(f"{db_path}-wal").exists()  # closed at exit: the WAL was folded in
+    raw = sqlite3.connect(dropped)
+    try:
+        messages = raw.execute("SELECT message FROM system_logs").fetchall()
+        assert messages == [("dropped unclosed",)]
+    finally:
+        raw.close()
 
 
 def test_exit_does_not_wait_forever_for_a_block_that_never_ends(db_path: Path) -> None:

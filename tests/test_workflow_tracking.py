@@ -153,6 +153,55 @@ def test_starts_of_one_adw_id_racing_from_many_trackers_make_one_row(store_url: 
         assert db.count_rows()["ai_developer_workflows"] == 1
 
 
+def test_phases_of_one_run_updated_at_once_are_all_kept(store_url: Any) -> None:
+    """Each update reads the phases and writes them back: done at once from
+    several trackers (each its own connection), none may overwrite another's."""
+    phases = [f"phase{n}" for n in range(8)]
+    trackers = [WorkflowTracker(store_url) for _ in phases]
+    assert trackers[0].track_workflow_start("0dd5a11e", "adw_race", total_steps=len(phases))
+    for tracker in trackers:  # all open before they race
+        assert tracker.track_phase_update("0dd5a11e", "warm-up", "completed", 0)
+    results: list[Tracked] = []
+    go = threading.Barrier(len(trackers))
+
+    def update(tracker: WorkflowTracker, phase: str) -> None:
+        go.wait()
+        results.append(tracker.track_phase_update("0dd5a11e", phase, "completed", 1))
+
+    threads = [
+        threading.Thread(target=update, args=pair) for pair in zip(trackers, phases, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(PROCESS_HANG_GUARD)
+    for tracker in trackers:
+        tracker.close()
+    assert len(results) == len(phases) and all(results), [r.error for r in results]
+    row = workflow(store_url, "0dd5a11e")
+    assert row["metadata"]["phases"] == dict.fromkeys(["warm-up", *phases], "completed")
+    assert row["current_step"] in phases and row["completed_steps"] == 1
+
+
+def test_a_restart_whose_row_is_deleted_meanwhile_fails(
+    tracker: WorkflowTracker, store_url: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert tracker.track_workflow_start("deadbeef", "adw_build")
+    update_workflow = SyncDatabaseManager.update_workflow
+
+    def deleted_first(db: SyncDatabaseManager, workflow_id: str, **fields: Any) -> bool:
+        assert db.delete_workflow(workflow_id)  # another process, between the read and the write
+        return update_workflow(db, workflow_id, **fields)
+
+    monkeypatch.setattr(SyncDatabaseManager, "update_workflow", deleted_first)
+    again = tracker.track_workflow_start("deadbeef", "adw_build")
+    assert not again and again.workflow_id is None
+    assert "LookupError" in str(again.error) and "deleted meanwhile" in str(again.error)
+    monkeypatch.undo()
+    with SyncDatabaseManager(store_url) as db:
+        assert db.get_workflow_by_adw_id("deadbeef") is None
+
+
 @pytest.mark.backend("sqlite")
 def test_metadata_that_is_not_an_object_fails_the_phase_and_is_kept(
     tracker: WorkflowTracker, store_url: Any

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator_store import DatabaseManager, IntegrityError, ValidationError
+from orchestrator_store import DatabaseManager, IntegrityError, ValidationError, workflow_tracking
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SEED_MODULE = PROJECT_ROOT / "adws" / "adw_modules" / "adw_database.py"
@@ -79,9 +79,12 @@ def test_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     assert asyncio.run(scenario())["system_logs"] == 0
 
 
-def test_the_seed_module_opens_the_configured_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_seed_module_opens_the_configured_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     for name in ("ORCHESTRATOR_DATABASE_URL", "ORCHESTRATOR_DB_PATH"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # the package's own default would be a file here
     seed = runpy.run_path(str(SEED_MODULE))
     manager = seed["DatabaseManager"]()
     if seed["DEFAULT_DATABASE_URL"] is None:
@@ -89,6 +92,20 @@ def test_the_seed_module_opens_the_configured_database(monkeypatch: pytest.Monke
     else:
         assert manager.location.startswith(("postgres", "/"))
     assert isinstance(manager, DatabaseManager)
+    # The synchronous manager and the workflow tracking open the same database
+    # (nothing is opened here: neither does any I/O before its first call).
+    configured = seed["configured_database"]()
+    sync_manager = seed["SyncDatabaseManager"]()
+    if isinstance(configured, Path):
+        assert sync_manager.db_path == configured
+    else:
+        assert sync_manager.location == DatabaseManager(configured).location
+    assert sync_manager.location == manager.location
+    tracker = seed["init_tracking"]()
+    try:
+        assert tracker.location == manager.location
+    finally:
+        workflow_tracking.close_tracking()
 
 
 def test_the_seed_module_runs_its_demo(tmp_path: Path) -> None:

@@ -68,20 +68,21 @@ from pathlib import Path
 from typing import Any
 
 from . import tables
-from .errors import DatabaseError, SchemaError, ValidationError
+from .errors import BusyError, DatabaseError, SchemaError, ValidationError
 from .json_codec import encode_json
-from .location import SIDE_FILE_SUFFIXES
+from .location import STORE_FILE_SUFFIXES, store_file_named_by, sync_folder
 from .models import ROW_MODELS, canonical_uuid, format_timestamp, parse_input
 from .original_era import (
     ORIGINAL_COLUMNS,
     adopt_command,
-    column_names,
     is_original_era,
     original_era_refusal,
+    table_columns,
     table_sql,
     user_version,
 )
 from .schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION, statements_to_upgrade
+from .sqlite_backend import foreign_tables, is_sqlite_file
 from .sqlite_errors import BUSY_RETRIES, SQLITE_NOTADB, is_busy, primary_code, retry_busy
 
 __all__ = [
@@ -100,7 +101,6 @@ __all__ = [
 # Fixed for good: the same old id always becomes the same new one.
 ADOPTION_NAMESPACE = uuid.UUID("8f238e35-0cf1-4189-a55e-45d245d89b51")
 OLD_TABLE_PREFIX = "adopt_original_"  # where an old table waits while its rows are copied
-SQLITE_MAGIC = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 # Where a table keeps an old id that was not a UUID (a workflow's ADW id).
@@ -225,7 +225,7 @@ def _adopt_locked(
         retry_busy(lambda: connection.execute("BEGIN IMMEDIATE"), str(path))
     except sqlite3.OperationalError as exc:
         if is_busy(exc):
-            raise DatabaseError(
+            raise BusyError(
                 f"{path} is in use: another connection kept its write lock for longer than "
                 f"{busy_timeout:g}s ({BUSY_RETRIES} tries); stop the program writing to it "
                 "and run adopt again (nothing was changed)"
@@ -264,22 +264,13 @@ def _lenient_text(data: bytes) -> str:
 
 def _require_sqlite_file(path: Path) -> None:
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DatabaseError(f"no database at {path}") from None
-    except OSError as exc:
-        raise DatabaseError(f"cannot read {path}: {exc}") from exc
-    if not stat.S_ISREG(mode):
-        raise DatabaseError(f"{path} is not a regular file: adopt migrates a SQLite database file")
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_MAGIC))
-    except OSError as exc:
-        raise DatabaseError(f"cannot read {path}: {exc}") from exc
-    if not header:
-        raise DatabaseError(f"{path} is empty: there is nothing to adopt")
-    if header != SQLITE_MAGIC:
-        raise DatabaseError(f"{path} is not a SQLite database (nothing was changed)")
+        found = is_sqlite_file(path)
+    except NotADirectoryError:  # a part of its folder is a file
+        found = False
+    if not found:
+        if path.is_file():
+            raise DatabaseError(f"{path} is empty: there is nothing to adopt")
+        raise DatabaseError(f"no database at {path}")
 
 
 def _file_error(exc: sqlite3.Error, path: Path) -> DatabaseError:
@@ -296,30 +287,29 @@ def _require_original_era(connection: sqlite3.Connection, path: Path) -> None:
             f"{path} has schema version {version}, newer than this store's {LATEST_VERSION}: "
             "it is not a file of the original module (nothing was changed)"
         )
-    found = table_sql(connection)
-    if is_original_era(connection):
-        _refuse_unknown_objects(connection, path)
-        return
-    if not found:
+    if not table_sql(connection):
         raise DatabaseError(
             f"{path} holds no tables: there is nothing to adopt (connect() creates the "
             "store's schema in it)"
         )
+    # As connect() does, and first: is_original_era assumes the store's tables.
+    # Against the tables adopt copies (the schema file is read only once the
+    # backup is written: an error in it then rolls back like any other).
+    store = {name: table.columns for name, table in tables.TABLES.items()}
+    foreign = foreign_tables(table_columns(connection), store) if version == 0 else []
+    if foreign:
+        raise DatabaseError(
+            f"{path} holds tables that are not the store's, by name or columns "
+            f"({', '.join(foreign)}): it looks like another application's database "
+            "(nothing was changed)"
+        )
+    if is_original_era(connection):
+        _refuse_unknown_objects(connection, path)
+        return
     if version > 0:
         raise SchemaError(
             f"{path} is already in the store's schema (version {version}): there is nothing "
             "to adopt; connect() opens it"
-        )
-    unknown = sorted(
-        name
-        for name in found
-        if name not in ORIGINAL_COLUMNS
-        or not column_names(connection, name) <= ORIGINAL_COLUMNS[name]
-    )
-    if unknown:
-        raise DatabaseError(
-            f"{path} holds tables that are not the original module's ({', '.join(unknown)}): "
-            "it looks like another application's database (nothing was changed)"
         )
     raise SchemaError(
         f"{path} already holds the store's schema, not yet versioned: there is nothing to "
@@ -360,7 +350,12 @@ def _write_backup(path: Path, requested: Path | None) -> Path:
     existing one), written while the caller holds the write lock."""
     mode = stat.S_IMODE(path.stat().st_mode)
     if requested is not None:
-        _refuse_store_file(requested, path)
+        store_file = store_file_named_by(requested, path)
+        if store_file is not None:
+            raise DatabaseError(
+                f"backup path {requested} is the database's own file {store_file} "
+                "(nothing was changed)"
+            )
         if not _create_new(requested, mode):
             raise DatabaseError(
                 f"backup path {requested} exists: adopt never writes over a file (choose "
@@ -382,18 +377,12 @@ def _write_backup(path: Path, requested: Path | None) -> Path:
         finally:
             source.close()
     except BaseException:
-        for suffix in ("", *SIDE_FILE_SUFFIXES):
+        for suffix in STORE_FILE_SUFFIXES:
             with suppress(OSError):
                 Path(f"{target}{suffix}").unlink(missing_ok=True)
         raise
-    _sync_folder(target.parent)
+    sync_folder(target.parent)  # the backup's new name
     return target
-
-
-def _refuse_store_file(requested: Path, database: Path) -> None:
-    for suffix in ("", *SIDE_FILE_SUFFIXES):
-        if requested.resolve() == Path(f"{database.resolve()}{suffix}"):
-            raise DatabaseError(f"backup path {requested} is the database's own file")
 
 
 def _create_new(target: Path, mode: int) -> bool:
@@ -417,20 +406,6 @@ def _create_default(path: Path, mode: int) -> Path:
         if _create_new(target, mode):
             return target
     raise DatabaseError(f"cannot name a backup of {path}: too many exist already")
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the new backup's name durable (POSIX); best effort."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 # --- the migration ---------------------------------------------------------------------
@@ -707,31 +682,38 @@ class _Migration:
 
     def _follow_foreign_keys(self) -> None:
         """Rows naming a row that was not copied follow their foreign key's
-        ON DELETE rule, until no reference is left dangling (leaving a row out
-        can leave its own children dangling)."""
-        while True:
-            changed = False
-            for name in tables.TABLES:
-                for problem in self.connection.execute(
-                    f"PRAGMA foreign_key_check({_quoted(name)})"
-                ).fetchall():
-                    changed |= self._dangling(name, rowid=problem[1], key=problem[3])
-            if not changed:
-                return
+        ON DELETE rule. Rows are left out first, until no such reference is
+        left dangling (leaving a row out can leave its own children dangling);
+        then the references that still dangle are cleared: a row left out has
+        no reference cleared, so none is counted."""
+        for clearing in (False, True):
+            while True:
+                changed = False
+                for name in tables.TABLES:
+                    for problem in self.connection.execute(
+                        f"PRAGMA foreign_key_check({_quoted(name)})"
+                    ).fetchall():
+                        changed |= self._dangling(
+                            name, rowid=problem[1], key=problem[3], clearing=clearing
+                        )
+                if not changed:
+                    break
 
-    def _dangling(self, name: str, *, rowid: int, key: int) -> bool:
+    def _dangling(self, name: str, *, rowid: int, key: int, clearing: bool) -> bool:
         keys = {
             row[0]: (row[2], row[3], row[6])  # id -> (parent table, column, on delete)
             for row in self.connection.execute(f"PRAGMA foreign_key_list({_quoted(name)})")
         }
         parent, column, on_delete = keys[key]
+        if (on_delete.upper() == "SET NULL") != clearing:  # not this pass's rule
+            return False
         found = self.connection.execute(
             f"SELECT id, {_quoted(column)} FROM {_quoted(name)} WHERE rowid = ?", (rowid,)
         ).fetchone()
         if found is None or found[1] is None:  # already dealt with through another key
             return False
         new_id, reference = found
-        if on_delete.upper() == "SET NULL":
+        if clearing:
             self.connection.execute(
                 f"UPDATE {_quoted(name)} SET {_quoted(column)} = NULL WHERE rowid = ?", (rowid,)
             )

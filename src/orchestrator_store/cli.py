@@ -36,7 +36,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -65,7 +65,6 @@ except ImportError as missing:  # the store installed without its `cli` extra
 from .adoption import AdoptionReport, adopt_database
 from .cli_render import (
     STATUS_STYLES,
-    WORKFLOW_STATUS_STYLES,
     bytes_text,
     chat_table,
     duration_text,
@@ -85,10 +84,11 @@ from .cli_render import (
 )
 from .dialect import COLUMNS
 from .errors import ValidationError
-from .location import SIDE_FILE_SUFFIXES, redact_url, resolve_database
+from .location import redact_url, resolve_database, store_file_named_by, sync_folder
 from .manager import JSON_COLUMNS, DatabaseError, DatabaseManager
 from .models import (
     LOG_LEVELS,
+    WORKFLOW_END_STATUSES,
     WORKFLOW_STATUSES,
     AgentIdPrefix,
     AgentIdSuffix,
@@ -104,8 +104,6 @@ PROGRESS_MIN_ROWS = 10_000
 EXPORT_BATCH = 1_000
 # --older-than's upper bound: a century is older than any store.
 MAX_DAYS = 36_500
-# A SQLite store's files besides the database: export must never write over one.
-STORE_FILE_SUFFIXES = ("", *SIDE_FILE_SUFFIXES)
 # Spreadsheets run a cell starting with one of these as a formula (OWASP's "CSV
 # injection"): text cells that do are exported with a leading "'".
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -261,17 +259,28 @@ def _id_part(part: str) -> str:
 
 
 async def _agent_by_id_part(db: DatabaseManager, part: str) -> dict[str, Any]:
-    """The one agent whose id starts or ends with ``part`` (lists show an id's
-    last characters: time-ordered ids share their first ones)."""
+    """The one agent whose id starts or ends with ``part``."""
     part = _id_part(part)
-    matches = {row["id"]: row for row in await db.find_agents_by_prefix(part, limit=2)}
-    for row in await db.find_agents_by_suffix(part, limit=2):
-        matches.setdefault(row["id"], row)
+    found = [*await db.find_agents_by_prefix(part), *await db.find_agents_by_suffix(part)]
+    return _one_with_id_part(part, found, "agents", f"no agent id starts or ends with {part!r}")
+
+
+def _one_with_id_part(
+    part: str, rows: Iterable[dict[str, Any]], kind: str, missing: str
+) -> dict[str, Any]:
+    """The one row of ``rows`` whose id starts or ends with ``part`` (an id part
+    from ``_id_part``; lists show an id's last characters: time-ordered ids share
+    their first ones). ``rows`` are what the store found by the id's start and by
+    its end (an id may be found by both), or every row where rows are few. None
+    is the error ``missing``; several ask for more characters."""
+    matches = {
+        row["id"]: row for row in rows if row["id"].startswith(part) or row["id"].endswith(part)
+    }
     if not matches:
-        raise CliError(f"no agent id starts or ends with {part!r}")
+        raise CliError(missing)
     if len(matches) > 1:
-        shown = ", ".join(short_id(agent_id) for agent_id in list(matches)[:2])
-        raise CliError(f"{part!r} matches several agents ({shown}, ...): give more characters")
+        shown = ", ".join(short_id(row_id) for row_id in list(matches)[:2])
+        raise CliError(f"{part!r} matches several {kind} ({shown}, ...): give more characters")
     return next(iter(matches.values()))
 
 
@@ -646,9 +655,6 @@ def logs(
 
 # --- workflows and chat -----------------------------------------------------------------
 
-# Workflow states in which a run is still going: its duration counts up to now.
-RUNNING_WORKFLOW = ("pending", "in_progress")
-WORKFLOWS_TABLE = "ai_developer_workflows"
 DETAIL_WIDTH = 13  # `workflow`'s labels, padded: "description" is the longest
 
 
@@ -694,7 +700,7 @@ def workflows(
                         row["adw_id"] or "-",
                         row["adw_name"],
                         row["workflow_type"],
-                        styled(row["status"], WORKFLOW_STATUS_STYLES),
+                        styled(row["status"], STATUS_STYLES),
                         _workflow_step(row),
                         time_text(row["started_at"]),
                         _workflow_duration(row),
@@ -753,13 +759,9 @@ async def _workflow_by_reference(db: DatabaseManager, reference: str) -> dict[st
         part = _id_part(text)
     except CliError:  # not hex: it could only have been an ADW id
         raise CliError(f"no workflow has the id or ADW id {text!r}") from None
-    matches = await _workflows_with_id_part(db, part)
-    if not matches:
-        raise CliError(f"no workflow has the ADW id {text!r} or an id that starts or ends with it")
-    if len(matches) > 1:
-        shown = ", ".join(short_id(row["id"]) for row in matches)
-        raise CliError(f"{part!r} matches several workflows ({shown}, ...): give more characters")
-    return matches[0]
+    found = [*await db.find_workflows_by_prefix(part), *await db.find_workflows_by_suffix(part)]
+    missing = f"no workflow has the ADW id {text!r} or an id that starts or ends with it"
+    return _one_with_id_part(part, found, "workflows", missing)
 
 
 def _is_uuid(text: str) -> bool:
@@ -768,19 +770,6 @@ def _is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _workflows_with_id_part(db: DatabaseManager, part: str) -> list[dict[str, Any]]:
-    """At most two workflows whose id starts or ends with ``part``. A scan: the
-    store has no id search for workflows, and runs are few beside agents and logs."""
-    matches: list[dict[str, Any]] = []
-    # Leaving early is safe: the scan reads a page per query and holds nothing open.
-    async for row in db.iter_rows(WORKFLOWS_TABLE):
-        if str(row["id"]).lower().startswith(part) or str(row["id"]).lower().endswith(part):
-            matches.append(row)
-            if len(matches) == 2:
-                break
-    return matches
 
 
 def _error_line(error: str | None) -> str:
@@ -799,7 +788,7 @@ def _workflow_duration(row: dict[str, Any]) -> str:
         return seconds_text(row["duration_seconds"])
     if row["started_at"] is None:
         return "-"
-    if row["completed_at"] is None and row["status"] not in RUNNING_WORKFLOW:
+    if row["completed_at"] is None and row["status"] in WORKFLOW_END_STATUSES:
         return "-"  # ended without an end time: no figure to show
     return duration_text(row["started_at"], row["completed_at"])
 
@@ -809,8 +798,8 @@ def _workflow_lines(row: dict[str, Any], definition: dict[str, Any] | None) -> l
         return field(label, value, width=DETAIL_WIDTH, style=style)
 
     def block(label: str, text: str, style: str = "") -> Text:
-        """Text of several lines, its continuation lines under the first."""
-        return line(label, Text(text.replace("\n", "\n" + " " * DETAIL_WIDTH), style=style))
+        """Free text (or JSON) as inert lines, its continuation lines under the first."""
+        return line(label, Text(plain_lines(text, " " * DETAIL_WIDTH), style=style))
 
     name = f"{definition['name']} ({short_id(definition['id'])})" if definition else "-"
     lines = [
@@ -819,16 +808,16 @@ def _workflow_lines(row: dict[str, Any], definition: dict[str, Any] | None) -> l
         line("name", row["adw_name"]),
         line("type", row["workflow_type"]),
         line("definition", name),
-        line("status", styled(row["status"], WORKFLOW_STATUS_STYLES)),
+        line("status", styled(row["status"], STATUS_STYLES)),
         line("step", _workflow_step(row)),
         line("started", time_text(row["started_at"])),
         line("completed", time_text(row["completed_at"])),
         line("duration", _workflow_duration(row)),
     ]
     if row["description"]:
-        lines.append(block("description", plain_lines(row["description"], "")))
+        lines.append(block("description", row["description"]))
     lines += [
-        block("error", plain_lines(row["error_message"] or "-", ""), "red"),
+        block("error", row["error_message"] or "-", "red"),
         line("error step", row["error_step"] or "-"),
         line("error count", row["error_count"]),
     ]
@@ -893,19 +882,7 @@ async def _definition_by_reference(db: DatabaseManager, reference: str) -> dict[
         part = _id_part(reference)
     except CliError:  # not hex: it could only have been a name
         raise CliError(missing) from None
-    matches = [
-        row
-        for row in definitions
-        if str(row["id"]).lower().startswith(part) or str(row["id"]).lower().endswith(part)
-    ]
-    if not matches:
-        raise CliError(missing)
-    if len(matches) > 1:
-        shown = ", ".join(short_id(row["id"]) for row in matches[:2])
-        raise CliError(
-            f"{reference!r} matches several agent definitions ({shown}, ...): give more characters"
-        )
-    return matches[0]
+    return _one_with_id_part(part, definitions, "agent definitions", missing)
 
 
 # --- prune ------------------------------------------------------------------------------
@@ -1048,21 +1025,9 @@ def _refuse_store_files(output: Path, database: Path | None) -> None:
     """Writing over the database, its WAL or its journal would destroy the store."""
     if database is None:  # PostgreSQL: no local files
         return
-    for suffix in STORE_FILE_SUFFIXES:
-        store_file = Path(f"{database}{suffix}")
-        if _same_file(output, store_file):
-            raise CliError(f"--output {output} is the store's own file {store_file}")
-
-
-def _same_file(one: Path, other: Path) -> bool:
-    """The same file however spelt: through symlinks, `..`, relative or absolute
-    paths, or hard links (those only when both exist)."""
-    try:
-        if os.path.samefile(one, other):
-            return True
-    except OSError:  # one of them does not exist (yet)
-        pass
-    return one.resolve() == other.resolve()
+    store_file = store_file_named_by(output, database)
+    if store_file is not None:
+        raise CliError(f"--output {output} is the store's own file {store_file}")
 
 
 @contextmanager
@@ -1102,21 +1067,7 @@ def _replacing(target: Path, mode: int) -> Iterator[IO[str]]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _sync_folder(target.parent)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX: fsync the folder); best effort."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # Windows cannot open a folder: its renames need no sync
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # some file systems refuse: the file's data is on disk already
-        pass
-    finally:
-        os.close(descriptor)
+    sync_folder(target.parent)  # the rename itself
 
 
 def _new_file_mode() -> int:
@@ -1239,8 +1190,6 @@ def adopt(
                 f"adopt migrates SQLite files only, and {redact_url(location)} is a PostgreSQL "
                 "URL (the original module wrote SQLite files): give --db PATH"
             )
-        if not location.is_file():  # checked here too: nothing may create the file
-            raise CliError(f"no database at {location} (give --db PATH)")
         report = adopt_database(location, backup_path=backup)
         _print_adoption(report)
     if report.left_out:

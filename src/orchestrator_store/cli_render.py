@@ -34,7 +34,6 @@ __all__ = [
     "LEVEL_STYLES",
     "PARTY_STYLES",
     "STATUS_STYLES",
-    "WORKFLOW_STATUS_STYLES",
     "bytes_text",
     "chat_table",
     "duration_text",
@@ -60,8 +59,9 @@ LEVEL_STYLES: dict[LogLevel, str] = {
     "ERROR": "bold red",
     "CRITICAL": "bold white on red",
 }
-# Agents' and prompts' statuses: those that are settled (or not begun) have a
-# style of their own; every other one, whatever models adds, is work under way.
+# Agents', prompts' and workflows' statuses: those that are settled (or not
+# begun) have a style of their own; every other one, whatever models adds, is
+# work under way.
 _SETTLED_STYLES: dict[AgentStatus | PromptStatus | WorkflowStatus, str] = {
     "completed": "green",
     "failed": "bold red",
@@ -69,11 +69,8 @@ _SETTLED_STYLES: dict[AgentStatus | PromptStatus | WorkflowStatus, str] = {
     "pending": "dim",
 }
 STATUS_STYLES: dict[str, str] = {
-    status: _SETTLED_STYLES.get(status, "cyan") for status in (*AGENT_STATUSES, *PROMPT_STATUSES)
-}
-# Workflows' statuses, coloured the same way (kept apart: "in_progress" is theirs only).
-WORKFLOW_STATUS_STYLES: dict[str, str] = {
-    status: _SETTLED_STYLES.get(status, "cyan") for status in WORKFLOW_STATUSES
+    status: _SETTLED_STYLES.get(status, "cyan")
+    for status in (*AGENT_STATUSES, *PROMPT_STATUSES, *WORKFLOW_STATUSES)
 }
 # Who speaks in a chat: each party in a colour of its own, so that turns stand out.
 PARTY_STYLES: dict[ChatParty, str] = {"user": "bold", "orchestrator": "magenta", "agent": "cyan"}
@@ -289,7 +286,7 @@ def chat_table(title: str, rows: Iterable[dict[str, Any]]) -> Table:
 
 def _party(value: Any) -> Text:
     """A chat party (a store value: Any, as ``PARTY_STYLES`` is keyed by ``ChatParty``)."""
-    return Text(plain(value), style=PARTY_STYLES.get(value, "")) if value else Text("-")
+    return Text(plain(value), style=PARTY_STYLES.get(value, ""))
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:

@@ -19,10 +19,10 @@ from .manager import DatabaseManager
 __all__ = ["main"]
 
 
-async def _record_demo_session(db: DatabaseManager) -> str:
+async def _record_demo_session(db: DatabaseManager) -> tuple[str, str]:
     """A small, realistic session: the user asks the orchestrator for a
     change, which runs it as a two-step workflow where a planner hands over to
-    a builder."""
+    a builder. Returns the session's id and the workflow's."""
     session_id = f"demo_{datetime.now(UTC):%Y%m%d_%H%M%S}_{uuid.uuid4().hex[:6]}"
     definitions = {row["name"]: row["id"] for row in await db.list_orchestrator_agents()}
     for name, kind, model in (
@@ -83,7 +83,7 @@ async def _record_demo_session(db: DatabaseManager) -> str:
         orchestrator, "orchestrator", "user", "Done: the endpoint is built and tested."
     )
     await db.create_system_log("INFO", "orchestrator", f"session {session_id} finished")
-    return session_id
+    return session_id, workflow
 
 
 async def _report(db_path: str | None, demo: bool, default_database: str | Path | None) -> None:
@@ -91,7 +91,7 @@ async def _report(db_path: str | None, demo: bool, default_database: str | Path 
         print(f"database: {db.location}")
         print(f"schema version: {await db.schema_version()}")
         if demo:
-            session_id = await _record_demo_session(db)
+            session_id, workflow_id = await _record_demo_session(db)
             agents = await db.list_agents(session_id)
             print(f"recorded session {session_id}:")
             for agent in reversed(agents):
@@ -102,12 +102,12 @@ async def _report(db_path: str | None, demo: bool, default_database: str | Path 
                     f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={len(prompts)} "
                     f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
                 )
-            workflow = await db.get_workflow_by_adw_id(session_id)
-            if workflow is not None:
-                print(
-                    f"  workflow {workflow['adw_name']} {workflow['status']} "
-                    f"steps={workflow['completed_steps']}/{workflow['total_steps']}"
-                )
+            workflow = await db.get_workflow(workflow_id)
+            assert workflow is not None  # recorded just now
+            print(
+                f"  workflow {workflow['adw_name']} {workflow['status']} "
+                f"steps={workflow['completed_steps']}/{workflow['total_steps']}"
+            )
         print("rows per table:")
         counts = await db.count_rows()
         width = max(map(len, counts))

@@ -40,6 +40,7 @@ __all__ = [
     "POSTGRES_SCHEMES",
     "SIDE_FILE_SUFFIXES",
     "SQLITE_SCHEME",
+    "STORE_FILE_SUFFIXES",
     "PoolSettings",
     "is_postgres_url",
     "looks_like_url",
@@ -48,7 +49,10 @@ __all__ = [
     "redact_url",
     "resolve_database",
     "resolve_db_path",
+    "same_file",
     "sqlite_url_path",
+    "store_file_named_by",
+    "sync_folder",
 ]
 
 # The file a store opens when nothing names one: in the current folder, or in the
@@ -56,6 +60,8 @@ __all__ = [
 DEFAULT_DB_PATH = "orchestrator.db"
 # The files SQLite keeps beside a database file, named after it.
 SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
+# All of a SQLite store's files: the database itself, then those beside it.
+STORE_FILE_SUFFIXES = ("", *SIDE_FILE_SUFFIXES)
 # Environment variables that name the store at run time; the URL wins over the path.
 DATABASE_URL_ENV = "ORCHESTRATOR_DATABASE_URL"
 DB_PATH_ENV = "ORCHESTRATOR_DB_PATH"
@@ -260,3 +266,43 @@ def resolve_db_path(db_path: str | os.PathLike[str] | None) -> Path:
             "file; use a file path (a temporary folder works for throwaway stores)"
         )
     return Path(text).expanduser().absolute()
+
+
+# --- the files of a SQLite store ---------------------------------------------------------
+
+
+def same_file(one: Path, other: Path) -> bool:
+    """The same file however spelt: through symlinks, `..`, relative or absolute
+    paths, or hard links (those only when both exist)."""
+    try:
+        if os.path.samefile(one, other):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return one.resolve() == other.resolve()
+
+
+def store_file_named_by(path: Path, database: Path) -> Path | None:
+    """The file of the SQLite store at ``database`` (the database, its WAL,
+    shared memory or journal) that ``path`` names, however spelt; None if it
+    names none of them. Writing over one would destroy the store."""
+    for suffix in STORE_FILE_SUFFIXES:
+        store_file = Path(f"{database}{suffix}")
+        if same_file(path, store_file):
+            return store_file
+    return None
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a new name or a rename in ``folder`` durable (POSIX: fsync the
+    folder); best effort."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder: its renames need no sync
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some file systems refuse: the file's data is on disk already
+        pass
+    finally:
+        os.close(descriptor)

@@ -40,6 +40,11 @@ T = TypeVar("T")
 INTERRUPT_CHECK_SECONDS = 0.1  # how late a Ctrl-C may be noticed at worst (see _wait_any)
 STORE_CLOSED = "the store is closed: call `db.connect()` to reopen it"
 CLOSED_WHILE_WAITING = "the store was closed while this call waited"
+FORKED = (
+    "this store was opened in the parent of this forked process, whose event "
+    "loop thread does not run here: call `db.connect()` (or open a new manager) "
+    "in this process"
+)
 # Cancellation reaches a caller as either class, depending on which future it waited on.
 CANCELLED = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
@@ -168,11 +173,7 @@ class LoopThread:
         """Hand ``call`` to the loop; ``NotConnectedError`` once stopped."""
         if not self.in_this_process:  # the call would wait forever for a loop that is not there
             call.abandon()
-            raise NotConnectedError(
-                "this store was opened in the parent of this forked process, whose event "
-                "loop thread does not run here: call `db.connect()` (or open a new manager) "
-                "in this process"
-            )
+            raise NotConnectedError(FORKED)
         if threading.current_thread() is self._thread:
             call.abandon()
             raise RuntimeError(
@@ -308,7 +309,7 @@ class HeldTransaction:
             raise
 
     def call(self, work: Awaitable[T]) -> T:
-        if self.dead:
+        if self.dead and self._runner.in_this_process:  # a forked child hears why below
             discard(work)
             raise DatabaseError(
                 "this transaction() block was interrupted and rolled back: leave it first"
@@ -329,6 +330,13 @@ class HeldTransaction:
             self._runner.cancel_and_wait(self._holder)
 
     def _send(self, item: _Open | _Leave | _Run) -> None:
+        if not self._runner.in_this_process:
+            # A child forked inside the block: the holding task is the parent's,
+            # and nothing here would ever answer. The block is dead in this process.
+            self.dead = True
+            if isinstance(item, _Run):
+                discard(item.work)
+            raise NotConnectedError(FORKED)
         try:
             self._runner.post(lambda: self._inbox.put_nowait(item))
         except RuntimeError:  # the loop is closed

@@ -88,8 +88,8 @@ PostgreSQL
 Reports
     The command line's read-only views (``session_summaries``,
     ``cost_totals``, ``log_bounds``, ``list_logs``, ``logs_after``,
-    ``find_agents_by_prefix``/``_suffix``) are methods of the manager too,
-    aggregated in SQL by ``reports``.
+    ``find_agents_by_prefix``/``_suffix``, ``find_workflows_by_prefix``/``_suffix``)
+    are methods of the manager too, aggregated in SQL by ``reports``.
 
 ``python -m orchestrator_store [--db PATH|URL] [--demo]`` creates or opens a store
 and prints its path, schema version and rows per table (``orchestrator_store.demo``).
@@ -160,6 +160,7 @@ from .models import (
     format_timestamp,
     parse_input,
     parse_rows,
+    shown,
     utc_now,
 )
 from .ownership import Transaction
@@ -193,14 +194,6 @@ JSON_COLUMNS: dict[str, tuple[str, ...]] = {
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Row = dict[str, Any]
-
-
-def _brief(value: Any) -> str:
-    """A caller's value for a log line: short, and safe for anything (a
-    class's own ``__repr__`` may raise)."""
-    if isinstance(value, str):
-        return repr(value[:80]) + ("..." if len(value) > 80 else "")
-    return "None" if value is None else f"a {type(value).__name__}"
 
 
 def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backend:
@@ -766,7 +759,7 @@ class DatabaseManager:
         try:
             await self._insert(table, row)
         except IntegrityError as exc:
-            if exc.constraint != "unique":  # the only unique column besides the new id
+            if exc.field != "adw_id":  # the backend names the column of a taken key
                 raise
             raise IntegrityError(
                 f"{table}.adw_id: a workflow with adw_id {data.adw_id!r} exists already",
@@ -1028,13 +1021,23 @@ class DatabaseManager:
     async def find_agents_by_prefix(self, prefix: str, *, limit: int = 2) -> list[Row]:
         """Agents whose id starts with ``prefix`` (case-insensitive), in id
         order, at most ``limit``: one row means the prefix is unambiguous."""
-        return await self._reports.find_agents_by_prefix(prefix, limit=limit)
+        return await self._reports.find_by_id_prefix("agents", prefix, limit=limit)
 
     async def find_agents_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
         """Agents whose id ends with ``suffix`` (case-insensitive), in id order,
         at most ``limit``. Ids are time-ordered, so agents made in the same
         minute share their first characters; the last ones are random."""
-        return await self._reports.find_agents_by_suffix(suffix, limit=limit)
+        return await self._reports.find_by_id_suffix("agents", suffix, limit=limit)
+
+    async def find_workflows_by_prefix(self, prefix: str, *, limit: int = 2) -> list[Row]:
+        """Workflows whose id starts with ``prefix`` (case-insensitive), in id
+        order, at most ``limit``: one row means the prefix is unambiguous."""
+        return await self._reports.find_by_id_prefix("ai_developer_workflows", prefix, limit=limit)
+
+    async def find_workflows_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
+        """Workflows whose id ends with ``suffix`` (case-insensitive), in id
+        order, at most ``limit`` (their last characters are random, as agents')."""
+        return await self._reports.find_by_id_suffix("ai_developer_workflows", suffix, limit=limit)
 
     # --- retention -------------------------------------------------------------
 
@@ -1081,8 +1084,8 @@ class DatabaseManager:
         except Exception as exc:  # CancelledError is a BaseException: it passes
             logger.warning(
                 "log_agent_event: agent %s: log line %s not written: %s: %s",
-                _brief(agent_id),
-                _brief(message),
+                shown(agent_id),
+                shown(message),
                 type(exc).__name__,
                 exc,
             )
@@ -1127,9 +1130,12 @@ class DatabaseManager:
         several statements in one string, raise ``ReadOnlyError`` and change
         nothing (on SQLite the statement is refused before it runs; on
         PostgreSQL it runs in a READ ONLY transaction that is rolled back).
-        Write through the store's methods, atomically inside
-        ``db.transaction()``. SQL errors are ``DatabaseError``; inside
-        ``transaction()`` the statement sees the block's own writes."""
+        One exception: SQLite itself refuses to prepare an UPDATE or DELETE
+        of its catalog (``sqlite_master``), which is then a plain
+        ``DatabaseError``, equally before anything ran. Write through the
+        store's methods, atomically inside ``db.transaction()``. SQL errors
+        are ``DatabaseError``; inside ``transaction()`` the statement sees
+        the block's own writes."""
         table = "query"
         statement = self._parse(ReadOnlyQuery, table, sql=sql, params=params)
         self._require_open()

@@ -122,6 +122,7 @@ __all__ = [
     "format_timestamp",
     "parse_input",
     "parse_rows",
+    "shown",
     "utc_now",
 ]
 
@@ -193,10 +194,10 @@ def _not_blank(value: str) -> str:
     return value
 
 
-def _shown(value: Any) -> str:
-    """A value for an error message: short, and safe for any input (repr of a
-    huge int raises ValueError, of a deep list RecursionError, and a class's
-    own __repr__ may raise anything)."""
+def shown(value: Any) -> str:
+    """A value for an error message or a log line: short, and safe for any
+    input (repr of a huge int raises ValueError, of a deep list
+    RecursionError, and a class's own __repr__ may raise anything)."""
     if isinstance(value, str):
         return repr(value[:80]) + ("..." if len(value) > 80 else "")
     if value is None or isinstance(value, bool | float):
@@ -224,7 +225,7 @@ def canonical_uuid(value: Any) -> str:
         canonical = _canonical_uuid_text(value)
         if canonical is not None:
             return canonical
-    raise ValueError(f"must be a UUID, got {_shown(value)}: {UUID_GUIDANCE}")
+    raise ValueError(f"must be a UUID, got {shown(value)}: {UUID_GUIDANCE}")
 
 
 @functools.lru_cache(maxsize=4096)  # batches and sessions repeat the same ids
@@ -241,7 +242,7 @@ def _timestamp(value: Any) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(f"must be an ISO 8601 timestamp, got {_shown(value)}") from None
+            raise ValueError(f"must be an ISO 8601 timestamp, got {shown(value)}") from None
     if not isinstance(value, datetime):
         raise ValueError("must be a timezone-aware datetime or an ISO 8601 string")
     if value.tzinfo is None or value.utcoffset() is None:
@@ -263,7 +264,7 @@ def _stored_timestamp(value: str) -> str:
     except ValueError:
         parsed = None
     if parsed is None or len(value) != TIMESTAMP_LENGTH:
-        raise ValueError(f"is not in the store's timestamp format: {_shown(value)}")
+        raise ValueError(f"is not in the store's timestamp format: {shown(value)}")
     return value
 
 
@@ -277,7 +278,7 @@ def _check_json(value: Any, depth: int = 0) -> None:
             # SQLite's JSON functions would read it as a float; 10**5000 cannot even be encoded.
             raise ValueError(
                 f"JSON integers must fit 64 bits ({MIN_JSON_INTEGER}..{MAX_JSON_INTEGER}), "
-                f"got {_shown(value)}: store larger numbers as strings"
+                f"got {shown(value)}: store larger numbers as strings"
             )
         return
     if isinstance(value, float):
@@ -294,7 +295,7 @@ def _check_json(value: Any, depth: int = 0) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"JSON object keys must be strings, got {_shown(key)}")
+                raise ValueError(f"JSON object keys must be strings, got {shown(key)}")
             _portable_text(key)
             _check_json(item, depth + 1)
         return
@@ -713,7 +714,7 @@ class TableScan(_Model):
 def _parameter_list(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(value)
-    raise ValueError(f"must be a list or tuple with one value per placeholder, got {_shown(value)}")
+    raise ValueError(f"must be a list or tuple with one value per placeholder, got {shown(value)}")
 
 
 def _sql_parameter(value: Any) -> Any:
@@ -723,7 +724,7 @@ def _sql_parameter(value: Any) -> Any:
         return value
     if isinstance(value, int):
         if not MIN_JSON_INTEGER <= value <= MAX_INTEGER:
-            raise ValueError(f"integers must fit 64 bits, got {_shown(value)}")
+            raise ValueError(f"integers must fit 64 bits, got {shown(value)}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -732,7 +733,7 @@ def _sql_parameter(value: Any) -> Any:
     if isinstance(value, str):
         return _portable_text(value)
     raise ValueError(
-        f"must be None, a bool, an int, a float, a str or bytes, got {_shown(value)}: pass "
+        f"must be None, a bool, an int, a float, a str or bytes, got {shown(value)}: pass "
         "timestamps as the store's text (models.format_timestamp), UUIDs and JSON as text"
     )
 
@@ -783,7 +784,7 @@ def _translated(
     problems = []
     first_field = None
     for error in exc.errors(include_url=False):
-        location = [part if isinstance(part, str) else _shown(part) for part in error["loc"]]
+        location = [part if isinstance(part, str) else shown(part) for part in error["loc"]]
         prefix = f"{table}[{location.pop(0)}]" if indexed and location else table
         field = ".".join(location) or "(input)"
         first_field = first_field or field

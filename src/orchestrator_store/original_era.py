@@ -15,9 +15,9 @@ from types import MappingProxyType
 __all__ = [
     "ORIGINAL_COLUMNS",
     "adopt_command",
-    "column_names",
     "is_original_era",
     "original_era_refusal",
+    "table_columns",
     "table_sql",
     "user_version",
 ]
@@ -49,6 +49,7 @@ ORIGINAL_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
 
 
 def user_version(connection: sqlite3.Connection) -> int:
+    """``PRAGMA user_version`` (any row factory)."""
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
@@ -60,30 +61,24 @@ def table_sql(connection: sqlite3.Connection) -> dict[str, str]:
     return {row[0]: row[1] or "" for row in rows}
 
 
-def column_names(connection: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (table,))}
-
-
-def _has_timestamp_checks(create_sql: str) -> bool:
-    """The store's tables check every timestamp with GLOB; the original's never did."""
-    return "GLOB" in create_sql.upper()
+def table_columns(connection: sqlite3.Connection) -> dict[str, set[str]]:
+    """The columns of every table in the file, by table (SQLite's own excluded)."""
+    return {
+        name: {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))}
+        for name in table_sql(connection)
+    }
 
 
 def is_original_era(connection: sqlite3.Connection) -> bool:
-    """Whether the file holds the original module's tables, not yet converted:
-    unversioned with nothing but the original's tables and columns, or (any
-    version) one of those tables without the store's timestamp CHECKs (an
-    earlier store stamped the file without converting it). An unversioned file
-    whose tables the store's own schema made is not: connect() stamps it."""
-    found = table_sql(connection)
-    if user_version(connection) == 0:
-        for name in found:
-            if name not in ORIGINAL_COLUMNS:
-                return False
-            if not column_names(connection, name) <= ORIGINAL_COLUMNS[name]:
-                return False
+    """Whether one of the store's tables in the file lacks the timestamp CHECKs
+    the store's schema gives every table (its GLOB patterns): the original
+    module never wrote them, and an earlier store stamped such files version 1
+    without converting them. Whether the file holds only the store's tables,
+    with its columns, is asked first (the original's columns are a subset of
+    the store's), by the caller."""
     return any(
-        name in ORIGINAL_COLUMNS and not _has_timestamp_checks(sql) for name, sql in found.items()
+        name in ORIGINAL_COLUMNS and "GLOB" not in sql.upper()
+        for name, sql in table_sql(connection).items()
     )
 
 

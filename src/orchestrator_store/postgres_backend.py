@@ -99,6 +99,10 @@ CONSTRAINT_KINDS: tuple[tuple[type[Exception], str], ...] = (
     (asyncpg.NotNullViolationError, "not_null"),
     (asyncpg.IntegrityConstraintViolationError, "constraint"),
 )
+# The server's detail of a refused unique or primary key, naming its column
+# (``IntegrityError.field``): ``Key (name)=(planner) already exists.``; a key
+# of several columns (``Key (a, b)=...``) names no one field.
+UNIQUE_KEY = re.compile(r"Key \((\w+)\)=")
 # Faults that mean the connection or the server went away.
 CONNECTION_LOST: tuple[type[Exception], ...] = (
     asyncpg.ConnectionDoesNotExistError,
@@ -623,14 +627,30 @@ class PostgresBackend:
                     f"{QUERY_IS_READ_ONLY}",
                     table=table,
                 )
-            records = list(await statement.fetch(*params))
-            # Session-level advisory locks outlive the rollback and would stay
-            # with a pooled connection: a read leaves none behind (the store's
-            # own locks are transaction-level).
-            await connection.execute("SELECT pg_advisory_unlock_all()")
-            return records
+            return list(await statement.fetch(*params))
         finally:
-            await self._rollback(block)
+            try:
+                await self._rollback(block)
+            finally:  # even when the rollback was cancelled
+                await self._unlock_all(connection)
+
+    async def _unlock_all(self, connection: Any) -> None:
+        """Release the session-level advisory locks ``query()``'s statement
+        may have taken, whether it returned, failed or was cancelled: they
+        outlive the rollback and would stay with a pooled connection (the
+        store's own locks are transaction-level). Runs to the end even if the
+        caller is cancelled meanwhile. Should it fail, the connection is
+        closed, which releases them too (the pool opens another); the error
+        on its way, if any, is the one the caller gets."""
+        try:
+            await run_to_completion(connection.execute("SELECT pg_advisory_unlock_all()"))
+        except DRIVER_ERRORS:
+            logger.warning(
+                "%s: releasing query()'s advisory locks failed; closing the connection",
+                self.location,
+                exc_info=True,
+            )
+            connection.terminate()
 
     async def execute_many(self, sql: str, rows: Sequence[Sequence[Any]], *, table: str) -> None:
         """Run ``sql`` once per row, all or nothing (the driver's ``executemany``
@@ -778,9 +798,10 @@ class PostgresBackend:
             message = f"{table}: {getattr(exc, 'message', exc)}" + (
                 f" ({detail})" if detail else ""
             )
-            error = IntegrityError(
-                message, table=table, field=getattr(exc, "column_name", None), constraint=kind
-            )
+            field = getattr(exc, "column_name", None)  # the server names it for NOT NULL
+            if kind in ("unique", "primary_key") and (key := UNIQUE_KEY.match(detail or "")):
+                field = key.group(1)
+            error = IntegrityError(message, table=table, field=field, constraint=kind)
         elif isinstance(exc, _PoolExhausted):
             settings = self.settings
             error = BusyError(

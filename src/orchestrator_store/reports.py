@@ -90,7 +90,7 @@ def _log_filters(query: LogQuery) -> tuple[_Filters, _Filters]:
 
 
 class Reports:
-    """Sessions, costs, the logs' time line and agents by part of their id."""
+    """Sessions, costs, the logs' time line, and agents and workflows by part of their id."""
 
     def __init__(self, backend: Backend, sql: SqlBuilder, require_open: Callable[[], None]) -> None:
         """``require_open`` raises the store's ``NotConnectedError`` when the
@@ -217,16 +217,17 @@ class Reports:
         rows.sort(key=lambda row: (row["created_at"], row["source"], row["id"]))
         return rows, next_cursor
 
-    async def find_agents_by_prefix(self, prefix: str, *, limit: int) -> list[Row]:
-        query = parse_input(AgentIdPrefix, "agents", {"prefix": prefix, "limit": limit})
-        return await self._agents_with_id_like(query.prefix + "%", query.limit)
+    async def find_by_id_prefix(self, table: str, prefix: str, *, limit: int) -> list[Row]:
+        """Rows of ``table`` (agents or workflows) whose id starts with ``prefix``."""
+        query = parse_input(AgentIdPrefix, table, {"prefix": prefix, "limit": limit})
+        return await self._with_id_like(table, query.prefix + "%", query.limit)
 
-    async def find_agents_by_suffix(self, suffix: str, *, limit: int) -> list[Row]:
-        query = parse_input(AgentIdSuffix, "agents", {"suffix": suffix, "limit": limit})
-        return await self._agents_with_id_like("%" + query.suffix, query.limit)
+    async def find_by_id_suffix(self, table: str, suffix: str, *, limit: int) -> list[Row]:
+        """Rows of ``table`` (agents or workflows) whose id ends with ``suffix``."""
+        query = parse_input(AgentIdSuffix, table, {"suffix": suffix, "limit": limit})
+        return await self._with_id_like(table, "%" + query.suffix, query.limit)
 
-    async def _agents_with_id_like(self, pattern: str, limit: int) -> list[Row]:
-        table = "agents"
+    async def _with_id_like(self, table: str, pattern: str, limit: int) -> list[Row]:
         self._require_open()
         sql = self._sql.select_matching(table, [Condition("id", "LIKE")], limit=True)
         rows = await self._backend.fetch_all(sql, (pattern, limit), table=table)

@@ -47,15 +47,13 @@ class Migration:
     postgres_sql: str = ""  # the same upgrade for PostgreSQL
 
 
-# The store's one timestamp format, as the SQLite schema's CHECKs match it.
-_D = "[0-9]"
-_TIME_GLOB = f"'{_D * 4}-{_D * 2}-{_D * 2}T{_D * 2}:{_D * 2}:{_D * 2}.{_D * 6}+00:00'"
-
 # Version 2 as it was released: the two tables as the schema files create
 # them (a test checks that upgrading a version-1 database gives exactly what a
-# new one gets). Later versions change the schema files and add migrations;
-# these texts stay as they are.
-_V2_SQLITE = f"""
+# new one gets, and pins what migration 2 makes). Later versions change the
+# schema files and add migrations; these texts stay as they are, literal
+# through and through (the timestamp GLOBs too), so that nothing changed
+# elsewhere can change them.
+_V2_SQLITE = """
 CREATE TABLE IF NOT EXISTS orchestrator_chat (
     id                    TEXT PRIMARY KEY NOT NULL,
     orchestrator_agent_id TEXT NOT NULL
@@ -67,9 +65,9 @@ CREATE TABLE IF NOT EXISTS orchestrator_chat (
     agent_id              TEXT REFERENCES agents (id) ON DELETE CASCADE,
     metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
     created_at            TEXT NOT NULL CHECK (created_at GLOB
-                              {_TIME_GLOB}),
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
     updated_at            TEXT NOT NULL CHECK (updated_at GLOB
-                              {_TIME_GLOB})
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00')
 );
 
 CREATE INDEX IF NOT EXISTS idx_orchestrator_chat_orchestrator_agent_created
@@ -93,9 +91,9 @@ CREATE TABLE IF NOT EXISTS ai_developer_workflows (
     total_steps           INTEGER NOT NULL DEFAULT 0 CHECK (total_steps >= 0),
     completed_steps       INTEGER NOT NULL DEFAULT 0 CHECK (completed_steps >= 0),
     started_at            TEXT CHECK (started_at IS NULL OR started_at GLOB
-                              {_TIME_GLOB}),
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
     completed_at          TEXT CHECK (completed_at IS NULL OR completed_at GLOB
-                              {_TIME_GLOB}),
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
     duration_seconds      REAL CHECK (duration_seconds IS NULL OR duration_seconds >= 0),
     input_data            TEXT CHECK (input_data IS NULL OR json_valid(input_data)),
     output_data           TEXT CHECK (output_data IS NULL OR json_valid(output_data)),
@@ -104,9 +102,9 @@ CREATE TABLE IF NOT EXISTS ai_developer_workflows (
     error_count           INTEGER NOT NULL DEFAULT 0 CHECK (error_count >= 0),
     metadata              TEXT CHECK (metadata IS NULL OR json_valid(metadata)),
     created_at            TEXT NOT NULL CHECK (created_at GLOB
-                              {_TIME_GLOB}),
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00'),
     updated_at            TEXT NOT NULL CHECK (updated_at GLOB
-                              {_TIME_GLOB})
+                              '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]+00:00')
 );
 
 CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_status_created

@@ -48,7 +48,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ from .errors import (
     ValidationError,
 )
 from .location import SIDE_FILE_SUFFIXES
-from .original_era import is_original_era, original_era_refusal
+from .original_era import is_original_era, original_era_refusal, table_columns, user_version
 from .ownership import TaskTransactions, Transaction
 from .schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from .shield import run_to_completion
@@ -81,7 +81,7 @@ from .sqlite_errors import (
 from .sqlite_read_only import ReadOnlyGuard, fetch_read_only, refusal
 from .sqlite_writer import Statement, WriteResult, WriterThread, run_statement
 
-__all__ = ["SQLiteBackend", "WriteResult"]
+__all__ = ["SQLiteBackend", "WriteResult", "foreign_tables", "is_sqlite_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,20 +135,6 @@ def _make_daemon(connection: aiosqlite.Connection) -> None:
         thread.daemon = True
 
 
-def _table_columns(connection: sqlite3.Connection) -> dict[str, set[str]]:
-    """The columns of every table in the file, by table (SQLite's own excluded)."""
-    names = [
-        row[0]
-        for row in connection.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchall()
-    ]
-    return {
-        name: {row[1] for row in connection.execute("SELECT * FROM pragma_table_info(?)", (name,))}
-        for name in names
-    }
-
-
 def _schema_columns(schema_path: Path) -> dict[str, set[str]]:
     """The tables and columns the schema file creates, read from a scratch
     database in memory (the file's own text is the one source)."""
@@ -156,15 +142,55 @@ def _schema_columns(schema_path: Path) -> dict[str, set[str]]:
     try:
         for statement in statements_to_upgrade(0, schema_path):
             scratch.execute(statement)
-        return _table_columns(scratch)
+        return table_columns(scratch)
     except sqlite3.Error as exc:
         raise SchemaError(f"invalid schema file {schema_path}: {exc}") from exc
     finally:
         scratch.close()
 
 
-def _read_version(connection: sqlite3.Connection) -> int:
-    return int(connection.execute("PRAGMA user_version").fetchone()["user_version"])
+def foreign_tables(
+    found: Mapping[str, Collection[str]], expected: Mapping[str, Collection[str]]
+) -> list[str]:
+    """The tables of a file (``found``: their columns, by table) that the
+    store's (``expected``) are not: another name, or a column the store's table
+    of that name lacks. An unversioned file holding one is another
+    application's database."""
+    return sorted(
+        name for name, columns in found.items() if not set(columns) <= set(expected.get(name, ()))
+    )
+
+
+def is_sqlite_file(path: Path) -> bool:
+    """Whether a SQLite database is at ``path``, looked at before anything
+    touches it: False when nothing is there or the file is empty (SQLite takes
+    an empty file for a new database). ``DatabaseError`` for a folder, a pipe
+    or device (opening one would block, and none is a database) and a file that
+    does not start like a SQLite database; ``NotADirectoryError`` when a part
+    of its folder is a file."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        raise
+    except OSError as exc:
+        raise DatabaseError(f"cannot read {path}: {exc}") from exc
+    if stat.S_ISDIR(mode):
+        raise DatabaseError(f"{path} is a directory, not a SQLite database file")
+    if not stat.S_ISREG(mode):
+        raise DatabaseError(
+            f"{path} is not a regular file (a pipe, socket or device?): "
+            "the store needs a SQLite database file"
+        )
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise DatabaseError(f"cannot read {path}: {exc}") from exc
+    if header and header != SQLITE_MAGIC:
+        raise DatabaseError(f"{path} is not a SQLite database (the file was left untouched)")
+    return bool(header)
 
 
 def _fetch_all(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], list[Row]]:
@@ -323,7 +349,7 @@ class SQLiteBackend:
             self._refuse_foreign_file()
             self._create_folder()
             await writer.start(self._open_write_connection)
-            version = await writer.call(_read_version)
+            version = await writer.call(user_version)
             if version > LATEST_VERSION:
                 raise SchemaError(
                     f"{self.path} was written by schema version {version}, newer than this "
@@ -373,29 +399,9 @@ class SQLiteBackend:
         """Look before touching anything: only a regular file that starts
         like a SQLite database (or no file yet) may be opened."""
         try:
-            mode = self.path.stat().st_mode
-        except FileNotFoundError:
-            return
+            is_sqlite_file(self.path)
         except NotADirectoryError:
             raise DatabaseError(self._blocked_folder_message()) from None
-        except OSError as exc:
-            raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
-        if stat.S_ISDIR(mode):
-            raise DatabaseError(f"{self.path} is a directory, not a SQLite database file")
-        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never be a database
-            raise DatabaseError(
-                f"{self.path} is not a regular file (a pipe, socket or device?): "
-                "the store needs a SQLite database file"
-            )
-        try:
-            with self.path.open("rb") as handle:
-                header = handle.read(len(SQLITE_MAGIC))
-        except OSError as exc:
-            raise DatabaseError(f"cannot read {self.path}: {exc}") from exc
-        if header and header != SQLITE_MAGIC:
-            raise DatabaseError(
-                f"{self.path} is not a SQLite database (the file was left untouched)"
-            )
 
     def _blocked_folder_message(self) -> str:
         """Which part of the path is a file where a folder has to be."""
@@ -468,12 +474,14 @@ class SQLiteBackend:
         deadline = time.monotonic() + max(self.busy_timeout, 1.0) * BUSY_RETRIES
         while True:
             try:
-                version = _read_version(writer)
-                self._refuse_original_era(writer, version)  # before WAL changes the header
+                version = user_version(writer)
+                # Both before WAL changes the header. Foreign tables first: the
+                # original-era check assumes the store's tables and columns.
                 if version == 0:
                     self._refuse_foreign_tables(writer)
+                self._refuse_original_era(writer, version)
                 self._use_wal(writer)
-                if _read_version(writer) < LATEST_VERSION:
+                if user_version(writer) < LATEST_VERSION:
                     self._migrate(writer)
                 return
             except sqlite3.OperationalError as exc:
@@ -490,25 +498,15 @@ class SQLiteBackend:
             raise SchemaError(original_era_refusal(self.path, version))
 
     def _refuse_foreign_tables(self, writer: sqlite3.Connection) -> None:
-        """An unversioned file may be adopted only if every table in it is one
-        of the store's, with the store's columns: anything else is another
+        """An unversioned file may be taken over only if every table in it is
+        one of the store's, with the store's columns: anything else is another
         application's database, left as it is."""
-        found = _table_columns(writer)
-        if not found:
-            return
-        expected = _schema_columns(self.schema_path)
-        foreign = sorted(name for name in found if name not in expected)
-        different = sorted(
-            name for name in found if name in expected and not found[name] <= expected[name]
-        )
-        if foreign or different:
-            what = (
-                f"tables that are not the store's ({', '.join(foreign)})"
-                if foreign
-                else f"tables named like the store's with other columns ({', '.join(different)})"
-            )
+        found = table_columns(writer)
+        foreign = foreign_tables(found, _schema_columns(self.schema_path)) if found else []
+        if foreign:
             raise DatabaseError(
-                f"{self.path} holds {what}: it looks like another application's database "
+                f"{self.path} holds tables that are not the store's, by name or columns "
+                f"({', '.join(foreign)}): it looks like another application's database "
                 "(the file was left untouched; use another path for the store)"
             )
 
@@ -524,7 +522,7 @@ class SQLiteBackend:
         (runs on the writer thread)."""
         retry_busy(lambda: writer.execute("BEGIN IMMEDIATE"), str(self.path))
         try:
-            version = _read_version(writer)  # another process may have won
+            version = user_version(writer)  # another process may have won
             if version < LATEST_VERSION:
                 for statement in statements_to_upgrade(version, self.schema_path):
                     try:

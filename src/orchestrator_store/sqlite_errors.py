@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -57,6 +58,10 @@ CONSTRAINT_KINDS = {
     275: "check",
     1299: "not_null",
 }
+# How SQLite names the column of a refused unique or primary key
+# (``IntegrityError.field``); a key of several columns lists them all and
+# names no one field.
+UNIQUE_COLUMN = re.compile(r"UNIQUE constraint failed: \w+\.(\w+)")
 
 
 def primary_code(exc: BaseException) -> int:
@@ -130,7 +135,9 @@ def translate(
     code = primary_code(exc)
     if isinstance(exc, sqlite3.IntegrityError):
         kind = CONSTRAINT_KINDS.get(getattr(exc, "sqlite_errorcode", 0), "constraint")
-        return IntegrityError(f"{table}: {exc}", table=table, constraint=kind)
+        taken = UNIQUE_COLUMN.fullmatch(str(exc))
+        field = taken.group(1) if taken else None
+        return IntegrityError(f"{table}: {exc}", table=table, field=field, constraint=kind)
     if code in BUSY_CODES:
         return busy_error(table, path=path, busy_timeout=busy_timeout)
     if code == SQLITE_READONLY:

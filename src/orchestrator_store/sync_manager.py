@@ -49,9 +49,8 @@ import atexit
 import logging
 import os
 import threading
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -72,10 +71,11 @@ NOT_CONNECTED = (
     "the store is not connected: call `db.connect()` first, "
     "or use `with SyncDatabaseManager(...) as db:`"
 )
-_END = object()  # what _next_row returns when the rows are exhausted
 
 # Managers still connected; closed at interpreter exit, while the threads they use still run.
-_open_managers: weakref.WeakSet[SyncDatabaseManager] = weakref.WeakSet()
+# Strong references: a manager the program dropped without close() still has its
+# thread and connections, which only closing it ends (close() removes it from here).
+_open_managers: set[SyncDatabaseManager] = set()
 
 
 # In a forked child: what the parent had open, never finalized here.
@@ -102,8 +102,69 @@ def _close_forgotten_managers() -> None:
             logger.warning("closing %s at exit failed: %s", manager.location, exc)
 
 
-async def _next_row(rows: AsyncIterator[Row]) -> Any:
-    return await anext(rows, _END)
+async def _next_rows(rows: AsyncIterator[Row], count: int) -> list[Row]:
+    """Up to ``count`` more rows; fewer only at the end. (Leaving ``async for``
+    early does not close ``rows``: the next call goes on where this one stopped.)"""
+    batch: list[Row] = []
+    async for row in rows:
+        batch.append(row)
+        if len(batch) >= count:
+            break
+    return batch
+
+
+class _TransactionBlock:
+    """One ``with db.transaction():`` block of one thread.
+
+    A class rather than a ``@contextmanager`` generator: there, Ctrl-C could
+    land in contextlib's ``__enter__`` after the block had opened and before
+    the ``with`` statement took it, so ``__exit__`` never ran and the block
+    stayed open. Here ``__enter__`` ends with the opening (``HeldTransaction.enter``
+    handles Ctrl-C up to it), so once the block is open ``__exit__`` runs."""
+
+    def __init__(self, manager: SyncDatabaseManager) -> None:
+        self._manager = manager
+        self._held: HeldTransaction | None = None
+        self._outermost = False  # this block holds the thread's transaction; it forgets it
+
+    def __enter__(self) -> Transaction:
+        manager = self._manager
+        held = manager._held()
+        self._outermost = held is None
+        if held is None:
+            runner = manager._runner
+            if runner is None:
+                raise NotConnectedError(STORE_CLOSED if manager._closed else NOT_CONNECTED)
+            held = HeldTransaction(runner, manager._db.transaction)
+        self._held = held
+        depth = held.depth
+        try:
+            if self._outermost:
+                manager._local.held = held
+            transaction = held.enter()
+        except BaseException:
+            if held.depth > depth:  # opened, then interrupted before __enter__ returned it
+                held.leave(failed=True)
+            self._forget()
+            raise
+        return transaction  # nothing between this and the with statement checks for signals
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Commit the block, or roll it back if it raised."""
+        assert self._held is not None
+        try:
+            self._held.leave(failed=exc_type is not None)
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        if self._outermost:
+            self._manager._local.held = None
 
 
 class SyncDatabaseManager:
@@ -190,11 +251,17 @@ class SyncDatabaseManager:
             raise NotConnectedError(STORE_CLOSED if self._closed else NOT_CONNECTED)
         return runner.call(work)
 
-    def _iterate(self, rows: AsyncIterator[Row]) -> Iterator[Row]:
-        """An async iterator's items, one call per item. Stopped early, the
-        async iterator is finalized on the loop (the asyncgen hooks)."""
-        while (row := self._run(_next_row(rows))) is not _END:
-            yield row
+    def _iterate(self, rows: AsyncIterator[Row], batch_size: int) -> Iterator[Row]:
+        """An async iterator's items, one call per ``batch_size`` items (a
+        hand-off to the loop costs far more than a row). The first call asks
+        for one: that is where ``rows`` checks ``batch_size``. Stopped early,
+        the async iterator is finalized on the loop (the asyncgen hooks)."""
+        count = 1
+        while batch := self._run(_next_rows(rows, count)):
+            yield from batch
+            if len(batch) < count:  # exhausted
+                return
+            count = batch_size
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -210,6 +277,10 @@ class SyncDatabaseManager:
                 # no connection across fork), so they are kept, untouched.
                 _left_by_the_parent.append((self._runner, self._db))
                 self._runner = None
+                held = self._held()
+                if held is not None:  # forked inside a block: the parent's, only left here
+                    held.dead = True
+                    self._local.held = None  # this thread's calls go to the new store
             if self._db_used:
                 self._db = DatabaseManager(
                     self._db.db_path or self._db.database_url, **self._options
@@ -274,28 +345,7 @@ class SyncDatabaseManager:
         threads' calls run outside the block (see the module docstring)."""
         if self._held() is None and self._runner is None:
             raise NotConnectedError(STORE_CLOSED if self._closed else NOT_CONNECTED)
-        return self._transaction_block()
-
-    @contextmanager
-    def _transaction_block(self) -> Iterator[Transaction]:
-        held = self._held()
-        if held is None:
-            runner = self._runner
-            if runner is None:
-                raise NotConnectedError(STORE_CLOSED if self._closed else NOT_CONNECTED)
-            held = HeldTransaction(runner, self._db.transaction)
-            self._local.held = held
-        try:
-            transaction = held.enter()
-            try:
-                yield transaction
-            except BaseException:
-                held.leave(failed=True)
-                raise
-            held.leave(failed=False)
-        finally:
-            if held.depth == 0 or held.dead:
-                self._local.held = None
+        return _TransactionBlock(self)
 
     def schema_version(self) -> int:
         return self._run(self._db.schema_version())
@@ -622,7 +672,7 @@ class SyncDatabaseManager:
         return self._run(self._db.storage())
 
     def iter_rows(self, table: str, *, batch_size: int = 500) -> Iterator[Row]:
-        return self._iterate(self._db.iter_rows(table, batch_size=batch_size))
+        return self._iterate(self._db.iter_rows(table, batch_size=batch_size), batch_size)
 
     def cleanup_old_logs(self, days: float = 30) -> int:
         return self._run(self._db.cleanup_old_logs(days))
@@ -729,3 +779,9 @@ class SyncDatabaseManager:
 
     def find_agents_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
         return self._run(self._db.find_agents_by_suffix(suffix, limit=limit))
+
+    def find_workflows_by_prefix(self, prefix: str, *, limit: int = 2) -> list[Row]:
+        return self._run(self._db.find_workflows_by_prefix(prefix, limit=limit))
+
+    def find_workflows_by_suffix(self, suffix: str, *, limit: int = 2) -> list[Row]:
+        return self._run(self._db.find_workflows_by_suffix(suffix, limit=limit))

@@ -99,6 +99,10 @@ def _require_workflow(db: SyncDatabaseManager, adw_id: Any) -> Row:
     return row
 
 
+def _deleted_meanwhile(adw_id: str) -> str:
+    return f"the workflow with adw_id {adw_id!r} was deleted meanwhile"
+
+
 class WorkflowTracker:
     """Records workflow runs by their ``adw_id``; no method raises (see the
     module docstring). The store opens at the first call, and again at the
@@ -120,16 +124,26 @@ class WorkflowTracker:
         self._db: SyncDatabaseManager | None = None
         self._lock = threading.Lock()  # one opening, whichever thread calls first
 
+    def _new_store(self) -> SyncDatabaseManager:
+        return SyncDatabaseManager(
+            self._db_path, busy_timeout=self._busy_timeout, default_database=self._default_database
+        )
+
     def _store(self) -> SyncDatabaseManager:
         with self._lock:
             if self._db is None:
-                self._db = SyncDatabaseManager(
-                    self._db_path,
-                    busy_timeout=self._busy_timeout,
-                    default_database=self._default_database,
-                )
+                self._db = self._new_store()
             self._db.connect()  # nothing to do once open
             return self._db
+
+    @property
+    def location(self) -> str:
+        """Where the store is: the SQLite file, or the PostgreSQL URL without
+        its password. Before the first call (or after ``close()``), where it
+        would open now; nothing is opened to say it."""
+        with self._lock:
+            db = self._db
+        return (db or self._new_store()).location
 
     def _guarded(
         self, action: str, adw_id: Any, work: Callable[[SyncDatabaseManager], str]
@@ -184,7 +198,8 @@ class WorkflowTracker:
                 "error_step": None,
                 "error_count": 0,
             }
-            db.update_workflow(existing["id"], **fresh_run)
+            if not db.update_workflow(existing["id"], **fresh_run):
+                raise LookupError(_deleted_meanwhile(adw_id))
             return str(existing["id"])
 
         return self._guarded("start", adw_id, start)
@@ -205,7 +220,18 @@ class WorkflowTracker:
                     field="status",
                 )
             with db.transaction():  # the read and both writes as one
-                row = _require_workflow(db, adw_id)
+                workflow_id = str(_require_workflow(db, adw_id)["id"])
+                # Write first: the row lock is then held, and the metadata read
+                # after it sees every phase committed before (on PostgreSQL a
+                # plain read in the block would not wait for a concurrent update,
+                # whose phase this update would then overwrite).
+                if not db.update_workflow_step(
+                    workflow_id, phase_name, completed_steps=completed_steps
+                ):
+                    raise LookupError(_deleted_meanwhile(adw_id))
+                row = db.get_workflow(workflow_id)
+                if row is None:  # not while the lock is held; for the type checker
+                    raise LookupError(_deleted_meanwhile(adw_id))
                 metadata = row["metadata"] if row["metadata"] is not None else {}
                 if not isinstance(metadata, dict):
                     raise ValidationError(
@@ -215,9 +241,8 @@ class WorkflowTracker:
                         field="metadata",
                     )
                 phases = {**(metadata.get("phases") or {}), phase_name: status}
-                db.update_workflow_step(row["id"], phase_name, completed_steps=completed_steps)
-                db.update_workflow(row["id"], metadata={**metadata, "phases": phases})
-            return str(row["id"])
+                db.update_workflow(workflow_id, metadata={**metadata, "phases": phases})
+            return workflow_id
 
         return self._guarded(f"phase {phase_name!r}", adw_id, update)
 
@@ -229,7 +254,7 @@ class WorkflowTracker:
         def end(db: SyncDatabaseManager) -> str:
             row = _require_workflow(db, adw_id)
             if not db.end_workflow(row["id"], status, error_message=error_message):
-                raise LookupError(f"the workflow with adw_id {adw_id!r} was deleted meanwhile")
+                raise LookupError(_deleted_meanwhile(adw_id))
             return str(row["id"])
 
         return self._guarded("end", adw_id, end)
