@@ -854,6 +854,11 @@ print(json.dumps({"places": places[0], "interrupted": interrupted, "handled": ha
 
 
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython's signal checks")
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12),
+    reason="injects by opcode tracing switched on at a frame's call event, which Python 3.12's "
+    "settrace (built on sys.monitoring) no longer delivers; the main pass runs it on 3.11",
+)
 @pytest.mark.parametrize("blocks", ["outermost", "nested"])
 def test_ctrl_c_just_after_a_block_opened_still_ends_it(db_path: Path, blocks: str) -> None:
     done = subprocess.run(
