@@ -22,6 +22,7 @@ __all__ = [
     "IntegrityError",
     "NotConnectedError",
     "ReadOnlyError",
+    "ReceiverError",
     "SchemaError",
     "StatementTimeoutError",
     "TransactionScopeError",
@@ -118,3 +119,8 @@ class TransactionScopeError(DatabaseError):
     that writes, or opens a transaction, while the block is still open gets
     this error at once instead of a deadlock (SQLite) or a write outside the
     transaction (PostgreSQL): nothing was written."""
+
+
+class ReceiverError(Exception):
+    """An OpenTelemetry receiver did not accept a batch of spans (down, refusing, or
+    slower than the timeout). Not a database error: the store was only read."""
