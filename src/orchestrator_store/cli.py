@@ -32,10 +32,8 @@ import asyncio
 import csv
 import json
 import logging
-import os
 import stat
 import sys
-import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -63,6 +61,8 @@ except ImportError as missing:  # the store installed without its `cli` extra
     ) from None
 
 from .adoption import AdoptionReport, adopt_database
+from .atomic_file import new_file_mode, replacing
+from .cli_otel import OtlpOptions, otlp_work
 from .cli_render import (
     STATUS_STYLES,
     bytes_text,
@@ -83,8 +83,8 @@ from .cli_render import (
     time_text,
 )
 from .dialect import COLUMNS
-from .errors import ValidationError
-from .location import redact_url, resolve_database, store_file_named_by, sync_folder
+from .errors import ReceiverError, ValidationError
+from .location import redact_url, resolve_database, store_file_named_by
 from .manager import JSON_COLUMNS, DatabaseError, DatabaseManager
 from .models import (
     LOG_LEVELS,
@@ -150,10 +150,12 @@ class CostGroup(StrEnum):
 
 
 class ExportFormat(StrEnum):
-    """``export --format``."""
+    """``export --format``: rows (jsonl, csv) or OpenTelemetry spans (otlp, otlp-json)."""
 
     jsonl = "jsonl"
     csv = "csv"
+    otlp = "otlp"
+    otlp_json = "otlp-json"
 
 
 # --- running a command against the store -----------------------------------------
@@ -217,7 +219,7 @@ def _one_line_errors(*, ctrl_c_ends: bool = False) -> Iterator[None]:
             raise typer.Exit(0) from None
         typer.echo("interrupted", err=True)
         raise typer.Exit(INTERRUPTED_EXIT) from None
-    except (CliError, DatabaseError, OSError) as exc:
+    except (CliError, DatabaseError, ReceiverError, OSError) as exc:
         _fail(str(exc))
     except Exception as exc:  # a bug: still one line, with what it was
         _fail(f"unexpected {type(exc).__name__}: {exc}")
@@ -960,7 +962,8 @@ def export(
         typer.Option("--table", help=f"One of {', '.join(TABLES)} (default: every table)."),
     ] = None,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", help="jsonl or csv.")
+        ExportFormat,
+        typer.Option("--format", help="jsonl or csv (rows); otlp or otlp-json (spans)."),
     ] = ExportFormat.jsonl,
     output: Annotated[
         Path | None,
@@ -970,9 +973,51 @@ def export(
             help="Write to this file (default: stdout); it is replaced only once complete.",
         ),
     ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            metavar="URL",
+            help="otlp: the receiver's OTLP/HTTP URL (/v1/traces is added to a bare host).",
+        ),
+    ] = None,
+    headers: Annotated[
+        list[str] | None,
+        typer.Option("--headers", metavar="K=V,...", help="otlp: request headers (repeatable)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", metavar="TIME", help="otlp: only sessions active since (YYYY-MM-DD, ISO)."
+        ),
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", metavar="ID", help="otlp: one session only.")
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", help="otlp: keep sending new and changed rows (Ctrl-C stops)."),
+    ] = False,
+    cursor: Annotated[
+        Path | None,
+        typer.Option(
+            "--cursor",
+            help="--follow: the file that remembers what was sent "
+            "(default: beside the store, DB.otlp-cursor.json).",
+        ),
+    ] = None,
+    interval: Annotated[
+        float, typer.Option("--interval", help="--follow: seconds between looks.")
+    ] = 1.0,
+    with_content: Annotated[
+        bool,
+        typer.Option(
+            "--with-content", help="otlp: include prompt and response text (off: may be sensitive)."
+        ),
+    ] = False,
     database: DbOption = None,
 ) -> None:
-    """Stream rows as JSON lines or CSV, a batch at a time, never the whole table.
+    """Stream rows as JSON lines or CSV, or the agents' history as OpenTelemetry spans.
 
     JSON lines of one table are its rows; of every table, {"table": ..., "row": ...}.
     CSV holds one table (pass --table): JSON columns as JSON text, NULL as an empty
@@ -980,13 +1025,49 @@ def export(
     gets a leading ' so that spreadsheets do not run it as a formula (numbers stay
     numbers). --output is written beside the target and renamed over it when
     complete: an error or Ctrl-C leaves the previous file as it was.
+
+    --format otlp sends each session as a trace (agents, prompts, logs; the README
+    has the mapping) to an OTLP/HTTP receiver such as Phoenix, Jaeger or an
+    OpenTelemetry Collector; otlp-json writes the same spans as OTLP JSON lines.
+    They need the otel extra. --follow keeps sending finished rows as they finish.
     """
+    if fmt in (ExportFormat.otlp, ExportFormat.otlp_json):
+        if table_name is not None:
+            _fail(f"--table goes with --format jsonl or csv: {fmt.value} exports every session")
+        with _one_line_errors():
+            options = OtlpOptions(
+                json_lines=fmt is ExportFormat.otlp_json,
+                endpoint=endpoint,
+                headers=headers or [],
+                output=output,
+                since=_since(since),
+                session=session,
+                follow=follow,
+                cursor=cursor,
+                with_content=with_content,
+                interval=interval,
+            )
+            send_spans = otlp_work(options)
+        _run(ctx, database, send_spans, ctrl_c_ends=follow)
+        return
+    otlp_only = {
+        "--endpoint": endpoint,
+        "--headers": headers,
+        "--since": since,
+        "--session": session,
+        "--follow": follow or None,
+        "--cursor": cursor,
+        "--with-content": with_content or None,
+    }
+    for option, value in otlp_only.items():
+        if value is not None:
+            _fail(f"{option} goes with --format otlp or otlp-json, not {fmt.value}")
     if table_name is not None and table_name not in TABLES:
         _fail(f"--table: no table {table_name!r} (tables: {', '.join(TABLES)})")
     if fmt is ExportFormat.csv and table_name is None:
         _fail("CSV holds one table: pass --table")
     tables = [table_name] if table_name is not None else list(TABLES)
-    new_mode = _new_file_mode()  # read now: the store's threads are not started yet
+    new_mode = new_file_mode()  # read now: the store's threads are not started yet
 
     async def work(db: DatabaseManager) -> None:
         counts = await db.count_rows()
@@ -1044,37 +1125,8 @@ def _output_file(output: Path, new_mode: int) -> Iterator[IO[str]]:
             yield handle
         return
     mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else new_mode
-    with _replacing(target, mode) as handle:
+    with replacing(target, mode) as handle:
         yield handle
-
-
-@contextmanager
-def _replacing(target: Path, mode: int) -> Iterator[IO[str]]:
-    """A new file that takes ``target``'s place only once it is complete:
-    written beside it (the same file system, so the rename is atomic), flushed
-    to disk, then renamed over it. On an error or Ctrl-C it is removed and
-    ``target`` is left as it was."""
-    descriptor, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    sync_folder(target.parent)  # the rename itself
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file (the umask applied): mkstemp's is 0600."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 @contextmanager
