@@ -1007,8 +1007,8 @@ def export(
         ),
     ] = None,
     interval: Annotated[
-        float, typer.Option("--interval", help="--follow: seconds between looks.")
-    ] = 1.0,
+        float | None, typer.Option("--interval", help="--follow: seconds between looks (1).")
+    ] = None,
     with_content: Annotated[
         bool,
         typer.Option(
@@ -1057,6 +1057,7 @@ def export(
         "--session": session,
         "--follow": follow or None,
         "--cursor": cursor,
+        "--interval": interval,
         "--with-content": with_content or None,
     }
     for option, value in otlp_only.items():

@@ -33,6 +33,7 @@ OTEL_MISSING = (
     "the OpenTelemetry export needs the otel extra: pip install 'orchestrator-store[otel]'"
 )
 TRACES_PATH = "/v1/traces"
+FOLLOW_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -48,7 +49,7 @@ class OtlpOptions:
     follow: bool
     cursor: Path | None
     with_content: bool
-    interval: float
+    interval: float | None  # None: FOLLOW_INTERVAL_S
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -88,9 +89,11 @@ def check(options: OtlpOptions) -> None:
             raise ValidationError("--format otlp sends to a receiver: give --endpoint URL")
         if options.output is not None:
             raise ValidationError("--output goes with --format otlp-json, not otlp")
-    if options.cursor is not None and not options.follow:
-        raise ValidationError("--cursor goes with --follow")
-    if options.interval <= 0:
+    if not options.follow:
+        for option, value in (("--cursor", options.cursor), ("--interval", options.interval)):
+            if value is not None:
+                raise ValidationError(f"{option} goes with --follow")
+    if options.interval is not None and not options.interval > 0:
         raise ValidationError(f"--interval must be above 0 seconds, not {options.interval:g}")
 
 
@@ -187,6 +190,7 @@ async def _follow(
     from .otel_follow import Follower
 
     cursor = options.cursor or default_cursor(db)
+    interval = options.interval or FOLLOW_INTERVAL_S
     shown_endpoint = redact_url(endpoint)
 
     def retrying(error: ReceiverError, wait: float) -> None:
@@ -203,7 +207,7 @@ async def _follow(
             session=options.session,
             since=options.since,
             with_content=options.with_content,
-            interval=options.interval,
+            interval=interval,
             on_retry=retrying,
         )
         typer.echo(
@@ -215,6 +219,6 @@ async def _follow(
             sent = await follower.poll()
             if sent:
                 typer.echo(f"sent {sent} spans (total {follower.sent})", err=True)
-            await asyncio.sleep(options.interval)
+            await asyncio.sleep(interval)
     finally:
         sink.close()

@@ -192,14 +192,17 @@ async def export_history(
     batch_size: int = BATCH_SIZE,
     on_session: Callable[[], None] = lambda: None,
 ) -> ExportReport:
-    """Send every session's trace (or one ``session``'s; with ``since``, the sessions
-    active at or after it), then the system logs (unless ``session`` is given or
-    ``system_logs`` is False), to ``sink``. ``on_session`` is called after each session."""
+    """Send every session's trace (or one ``session``'s, which must exist; with
+    ``since``, the sessions active at or after it), then the system logs (unless
+    ``session`` is given or ``system_logs`` is False), to ``sink``. ``on_session`` is
+    called after each session."""
     if batch_size < 1:
         raise ValidationError(f"batch_size must be at least 1, not {batch_size}")
     report = ExportReport()
     batcher = _Batcher(sink, report, batch_size)
     known = await definitions(db)
+    if session is not None and not [found async for found in session_ids(db, session=session)]:
+        raise ValidationError(f"no session {session!r} in the store: nothing was exported")
     async for session_id in session_ids(db, since=since, session=session):
         history = await load_session(db, session_id, known, with_content=with_content)
         if history is not None:
