@@ -88,8 +88,15 @@ def provider_of(model: str | None) -> str | None:
 
 
 def _hashed(kind: str, key: str, size: int) -> int:
-    digest = hashlib.sha256(f"orchestrator-store/{kind}\0{key}".encode()).digest()
+    namespace = resource().attributes.get("service.namespace", "")
+    digest = hashlib.sha256(f"orchestrator-store/{namespace}/{kind}\0{key}".encode()).digest()
     return int.from_bytes(digest[:size], "big") or 1  # all zeros is "no id" in OTLP
+
+
+# Ids are hashes of the store's own ids, so exporting again gives the same ones. Two
+# stores sent to one receiver may share session names and certainly share log numbers:
+# the resource's service.namespace (OTEL_RESOURCE_ATTRIBUTES=service.namespace=...) is
+# part of every id, so that each store can be given its own.
 
 
 def trace_id_of(session_id: str) -> int:
@@ -416,7 +423,10 @@ def system_log_spans(batch: SystemLogDay) -> Iterator[ReadableSpan]:
         error = log["log_level"] in ("ERROR", "CRITICAL")
         yield ReadableSpan(
             name=f"log {batch.component}",
-            context=_context(trace_id, span_id_of("system_log", str(log["id"]))),
+            # Its time with its id: log numbers repeat from store to store, times do not.
+            context=_context(
+                trace_id, span_id_of("system_log", f"{log['id']}\0{stored_text(log['created_at'])}")
+            ),
             parent=parent,
             resource=resource(),
             kind=SpanKind.INTERNAL,

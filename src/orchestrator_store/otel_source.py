@@ -47,9 +47,9 @@ class _Sql:
             return [f"${number}" for number in range(first, first + count)]
         return ["?"] * count
 
-    def time(self, moment: datetime) -> Any:
-        """A timestamp parameter: asyncpg takes the datetime, SQLite the store's text."""
-        return moment if self.postgres else format_timestamp(moment)
+    def time(self, moment: datetime) -> str:
+        """A timestamp parameter: the store's text, which ``query()`` takes on both."""
+        return format_timestamp(moment)
 
 
 async def definitions(db: DatabaseManager) -> dict[str, dict[str, Any]]:
