@@ -136,6 +136,8 @@ class FollowCursor:
             return cls(store=store, target=target)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
             if data.pop("version") != CURSOR_VERSION:
                 raise ValueError("another version")
             cursor = cls(**data)
@@ -223,17 +225,11 @@ class Follower:
             if session_id <= cursor.initial_after:
                 continue
             await self._sync_session(session_id, started - self._margin, initial=True)
-            cursor.initial_after = session_id
         if self._session is None:
             async for day in system_log_days(
                 self._db, since=self._since, after_id=cursor.system_log_after
             ):
-                await self._send_system_logs(day)
-                cursor.system_log_after = int(day.logs[-1]["id"])
-                window_ns = nanoseconds(started - self._margin)
-                for log in day.logs:  # the first live poll looks at these again: skip them
-                    if nanoseconds(log["created_at"]) >= window_ns:
-                        cursor.recent_system_logs[str(log["id"])] = stored_text(log["created_at"])
+                await self._send_system_logs(day, nanoseconds(started - self._margin))
         cursor.phase = "live"
         cursor.watermark = cursor.started
         self._save()
@@ -288,43 +284,56 @@ class Follower:
             await self._send([span for span, _ in batch])
             sent.update((_key(span), mark) for span, mark in batch)
             self._save()
-        if not _still_active(history, window_ns):
-            # Quiet: a later change shows up with new times, and the window brings it back.
-            del self.cursor.tracked[session_id]
-        else:
+        if _still_active(history, spans, window_ns):
             # Keep every finished span's print, sent now or before.
             sent.update((_key(span), fingerprint(span)) for span in spans if _key(span) not in sent)
+        else:
+            # Quiet: a later change shows up with new times, and the window brings it back.
+            del self.cursor.tracked[session_id]
+        if initial:
+            self.cursor.initial_after = session_id
+        if changed:  # else a restart finds nothing new to send here either
+            self._save()
 
     async def _live_system_logs(self, window_start: datetime) -> None:
         cursor = self.cursor
+        window_ns = nanoseconds(window_start)
         rows = [
             row
             for row in await recent_system_logs(self._db, window_start)
             if str(row["id"]) not in cursor.recent_system_logs
         ]
         for (component, day), group in _runs(rows):
-            await self._send_system_logs(SystemLogDay(component, day, group))
-            for log in group:
-                cursor.recent_system_logs[str(log["id"])] = stored_text(log["created_at"])
-        window_ns = nanoseconds(window_start)
+            await self._send_system_logs(SystemLogDay(component, day, group), window_ns)
         cursor.recent_system_logs = {
             log_id: moment
             for log_id, moment in cursor.recent_system_logs.items()
             if nanoseconds(moment) >= window_ns
         }
 
-    async def _send_system_logs(self, day: SystemLogDay) -> None:
-        spans = list(system_log_spans(day))
+    async def _send_system_logs(self, day: SystemLogDay, window_ns: int) -> None:
+        """A run of one component's day, recorded in the cursor batch by batch as the
+        receiver accepts it: past ``system_log_after`` (the initial phase's position)
+        and, from ``window_ns`` on, in the logs the next live poll must not send again."""
+        cursor = self.cursor
         key = f"{day.component}\0{day.day}"
-        if key not in self.cursor.component_days:
-            spans.insert(0, component_day_span(day.component, day.day))
-        for start in range(0, len(spans), self._batch_size):
-            await self._send(spans[start : start + self._batch_size])
-        if key not in self.cursor.component_days:
-            self.cursor.component_days.append(key)
-            # Bounded: only days still being written matter, and they are the latest.
-            self.cursor.component_days = self.cursor.component_days[-1000:]
-        self._save()
+        items: list[tuple[ReadableSpan, dict[str, Any] | None]] = []
+        if key not in cursor.component_days:
+            items.append((component_day_span(day.component, day.day), None))
+        items += zip(system_log_spans(day), day.logs, strict=True)
+        for start in range(0, len(items), self._batch_size):
+            batch = items[start : start + self._batch_size]
+            await self._send([span for span, _ in batch])
+            for _, log in batch:
+                if log is None:
+                    cursor.component_days.append(key)
+                    # Bounded: only days still being written matter, and they are the latest.
+                    cursor.component_days = cursor.component_days[-1000:]
+                    continue
+                cursor.system_log_after = max(cursor.system_log_after, int(log["id"]))
+                if nanoseconds(log["created_at"]) >= window_ns:
+                    cursor.recent_system_logs[str(log["id"])] = stored_text(log["created_at"])
+            self._save()
 
     # --- sending ---------------------------------------------------------------------
 
@@ -348,8 +357,9 @@ class Follower:
         self.cursor.save(self._path, self._mode)
 
 
-def _still_active(history: SessionHistory, window_ns: int) -> bool:
-    """Anything running, or anything at or after the window's start."""
+def _still_active(history: SessionHistory, spans: list[ReadableSpan], window_ns: int) -> bool:
+    """Anything running, or anything at or after the window's start: a row's time, or a
+    span's end (a prompt's ends at its start plus its latency, which no row holds)."""
     if any(agent["status"] not in FINISHED_AGENT for agent in history.agents):
         return True
     if any(prompt["status"] not in FINISHED_PROMPT for prompt in history.prompts):
@@ -361,7 +371,9 @@ def _still_active(history: SessionHistory, window_ns: int) -> bool:
         *(prompt["completed_at"] for prompt in history.prompts if prompt["completed_at"]),
         *(log["created_at"] for logs in history.logs.values() for log in logs),
     )
-    return any(nanoseconds(moment) >= window_ns for moment in moments)
+    if any(nanoseconds(moment) >= window_ns for moment in moments):
+        return True
+    return any(_latest_moment(span) >= window_ns for span in spans)
 
 
 def _runs(rows: list[dict[str, Any]]) -> Iterable[tuple[tuple[str, str], list[dict[str, Any]]]]:
