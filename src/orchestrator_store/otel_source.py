@@ -15,7 +15,7 @@ from typing import Any
 
 from .manager import DatabaseManager
 from .models import format_timestamp
-from .otel_mapping import MAX_EVENTS_PER_SPAN, SessionHistory, SystemLogDay, day_of
+from .otel_mapping import MAX_EVENTS_PER_SPAN, SessionHistory, SystemLogDay, day_of, stored_text
 
 __all__ = [
     "PAGE_SIZE",
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 PAGE_SIZE = 500
+ID_CHUNK = 500  # ids per IN (...): far below either backend's limit on parameters
 
 _PROMPT_COLUMNS = (
     "id, agent_id, prompt_type, prompt_name, status, model_used, tokens_input, "
@@ -130,17 +131,28 @@ async def load_session(
         agent["definition_type"] = definition.get("agent_type")
         agent["definition_description"] = definition.get("description")
         agent["definition_model"] = definition.get("default_model")
-    columns = ", ".join(f"p.{name.strip()}" for name in _PROMPT_COLUMNS.split(","))
-    if with_content:
-        columns += ", p.prompt_text, p.response_text"
-    prompts = await db.query(
-        f"SELECT {columns} FROM prompts p JOIN agents a ON a.id = p.agent_id "
-        f"WHERE a.session_id = {mark} ORDER BY p.created_at, p.id",
-        [session_id],
-    )
-    history = SessionHistory(session_id, agents, prompts)
+    history = SessionHistory(session_id, agents, await _prompts_of(db, sql, agents, with_content))
     await _add_logs(db, sql, history)
     return history
+
+
+async def _prompts_of(
+    db: DatabaseManager, sql: _Sql, agents: list[dict[str, Any]], with_content: bool
+) -> list[dict[str, Any]]:
+    """The agents' prompts in time order, looked up by agent id (the index on
+    ``agent_id``): a join on the session lets a planner without fresh statistics
+    choose to scan every prompt, once per session."""
+    columns = _PROMPT_COLUMNS + (", prompt_text, response_text" if with_content else "")
+    prompts: list[dict[str, Any]] = []
+    ids = [agent["id"] for agent in agents]
+    for start in range(0, len(ids), ID_CHUNK):
+        chunk = ids[start : start + ID_CHUNK]
+        marks = ", ".join(sql.marks(len(chunk)))
+        prompts += await db.query(
+            f"SELECT {columns} FROM prompts WHERE agent_id IN ({marks})", chunk
+        )
+    prompts.sort(key=lambda prompt: (stored_text(prompt["created_at"]), str(prompt["id"])))
+    return prompts
 
 
 async def _add_logs(db: DatabaseManager, sql: _Sql, history: SessionHistory) -> None:
