@@ -467,6 +467,25 @@ def test_bad_synchronous_is_rejected(db_path: Path, synchronous: Any) -> None:
     assert not db_path.exists()
 
 
+@pytest.mark.parametrize("read_mmap_bytes", [-1, 2**40 + 1, 1.5, "0", None, True])
+def test_bad_read_mmap_bytes_is_rejected(db_path: Path, read_mmap_bytes: Any) -> None:
+    with pytest.raises(ValidationError, match="read_mmap_bytes"):
+        DatabaseManager(db_path, read_mmap_bytes=read_mmap_bytes)
+    assert not db_path.exists()
+
+
+@pytest.mark.parametrize("read_mmap_bytes", [None, 0, 4096 * 100])
+async def test_readers_map_as_much_of_the_file_as_asked(
+    db_path: Path, read_mmap_bytes: int | None
+) -> None:
+    """256 MiB by default; 0 keeps the file out of the process's RSS (the export's choice)."""
+    options = {} if read_mmap_bytes is None else {"read_mmap_bytes": read_mmap_bytes}
+    async with DatabaseManager(db_path, **options) as db:
+        rows = await db.query("PRAGMA mmap_size")
+    expected = 256 * 1024 * 1024 if read_mmap_bytes is None else read_mmap_bytes
+    assert rows == [{"mmap_size": expected}]
+
+
 # --- schema files --------------------------------------------------------------
 
 

@@ -96,6 +96,7 @@ from .models import (
     parse_input,
 )
 from .schema import TABLES
+from .sqlite_backend import READER_MMAP_BYTES
 
 __all__ = ["app", "main"]
 
@@ -186,6 +187,7 @@ def _run(
     work: Callable[[DatabaseManager], Awaitable[None]],
     *,
     ctrl_c_ends: bool = False,
+    read_mmap_bytes: int = READER_MMAP_BYTES,
 ) -> None:
     """Open the existing store, run ``work``, close; errors become one line."""
     with _one_line_errors(ctrl_c_ends=ctrl_c_ends):
@@ -195,7 +197,7 @@ def _run(
             raise CliError(
                 f"no database at {location} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
             )
-        asyncio.run(_with_store(location, work))
+        asyncio.run(_with_store(location, work, read_mmap_bytes))
 
 
 def _db_option(ctx: typer.Context, after: str | None) -> str | None:
@@ -226,9 +228,11 @@ def _one_line_errors(*, ctrl_c_ends: bool = False) -> Iterator[None]:
 
 
 async def _with_store(
-    database: Path | str, work: Callable[[DatabaseManager], Awaitable[None]]
+    database: Path | str,
+    work: Callable[[DatabaseManager], Awaitable[None]],
+    read_mmap_bytes: int = READER_MMAP_BYTES,
 ) -> None:
-    async with DatabaseManager(database) as db:
+    async with DatabaseManager(database, read_mmap_bytes=read_mmap_bytes) as db:
         await work(db)
 
 
@@ -1048,7 +1052,8 @@ def export(
                 interval=interval,
             )
             send_spans = otlp_work(options)
-        _run(ctx, database, send_spans, ctrl_c_ends=follow)
+        # Read once, front to back: mapping the file would only add it to the RSS.
+        _run(ctx, database, send_spans, ctrl_c_ends=follow, read_mmap_bytes=0)
         return
     otlp_only = {
         "--endpoint": endpoint,

@@ -166,7 +166,7 @@ from .models import (
 from .ownership import Transaction
 from .reports import Reports
 from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH
-from .sqlite_backend import SQLiteBackend
+from .sqlite_backend import READER_MMAP_BYTES, SQLiteBackend
 from .tables import LOG_TABLES, TABLES
 
 __all__ = [
@@ -228,12 +228,15 @@ class DatabaseManager:
         synchronous: str = "NORMAL",
         pool: PoolSettings | None = None,
         default_database: str | os.PathLike[str] | None = None,
+        read_mmap_bytes: int = READER_MMAP_BYTES,
     ) -> None:
         """``db_path``: a SQLite file path, a ``sqlite:///`` URL or a
         ``postgresql://`` URL; when it is ``None``, ``$ORCHESTRATOR_DATABASE_URL``,
         else ``$ORCHESTRATOR_DB_PATH``, else ``default_database`` (a project's
         configured database), else ``orchestrator.db`` in the current folder.
-        ``busy_timeout`` and ``synchronous`` apply to SQLite, ``pool`` to PostgreSQL."""
+        ``busy_timeout``, ``synchronous`` and ``read_mmap_bytes`` (how much of the
+        file each reader maps, 256 MiB; 0 copies pages instead, keeping the mapped
+        file out of the process's RSS) apply to SQLite, ``pool`` to PostgreSQL."""
         database = resolve_database(db_path, default=default_database)
         self._backend: Backend
         if isinstance(database, Path):
@@ -246,6 +249,7 @@ class DatabaseManager:
                 schema_path=self.schema_path,
                 busy_timeout=busy_timeout,
                 synchronous=synchronous,
+                read_mmap_bytes=read_mmap_bytes,
             )
         else:
             self.db_path = None

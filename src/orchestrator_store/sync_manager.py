@@ -60,6 +60,7 @@ from .location import PoolSettings
 from .loop_thread import STORE_CLOSED, HeldTransaction, LoopThread, discard
 from .manager import DatabaseManager, Row
 from .ownership import Transaction
+from .sqlite_backend import READER_MMAP_BYTES
 
 __all__ = ["SyncDatabaseManager"]
 
@@ -180,6 +181,7 @@ class SyncDatabaseManager:
         synchronous: str = "NORMAL",
         pool: PoolSettings | None = None,
         default_database: str | os.PathLike[str] | None = None,
+        read_mmap_bytes: int = READER_MMAP_BYTES,
     ) -> None:
         """The same arguments as ``DatabaseManager``; no I/O, no thread yet."""
         self._db = DatabaseManager(
@@ -189,6 +191,7 @@ class SyncDatabaseManager:
             synchronous=synchronous,
             pool=pool,
             default_database=default_database,
+            read_mmap_bytes=read_mmap_bytes,
         )
         # What a fresh manager for a reconnect gets: the database resolved once.
         self._options: dict[str, Any] = {
@@ -196,6 +199,7 @@ class SyncDatabaseManager:
             "busy_timeout": busy_timeout,
             "synchronous": synchronous,
             "pool": pool,
+            "read_mmap_bytes": read_mmap_bytes,
         }
         self._db_used = False  # once used on a loop, a manager stays with that loop
         self._runner: LoopThread | None = None
