@@ -4,9 +4,13 @@ and on PostgreSQL (when a server answers, see ``pg_server.py``) against raw asyn
     uv run python bench/run.py            # W1-W5, about two minutes
     uv run python bench/run.py --quick    # a smoke run with small counts
     uv run python bench/run.py --full     # also W2's peak RSS at 1,000,000 writes
+    uv run python bench/run.py --only otel [--quick|--full]  # the OTel export alone
 
 Prints a table and writes ``bench/out/results.json`` (ops/s, p50/p99 latency
 per operation, each ratio to its limit and whether the issue's target is met).
+Then the OpenTelemetry export's spans/s and peak RSS (``otel_export.py``; 1,000,000
+prompts with --full), under ``otel_export`` in results.json (``--only otel`` writes
+``otel_results.json`` instead, leaving the full run's results in place).
 The W4 database is built once and cached in ``bench/out/`` (gitignored). Without
 a PostgreSQL server the SQLite parts run alone and the output says so.
 """
@@ -27,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]  # the store itself is the installed orchestrator_store
 
 import implementations as impl  # noqa: E402
+import otel_export  # noqa: E402
 import pg_server  # noqa: E402
 import pg_workloads  # noqa: E402
 import w4_data  # noqa: E402
@@ -241,18 +246,33 @@ async def run_workloads(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
-    parser.add_argument("--full", action="store_true", help="also W2's peak RSS at 1M writes")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also W2's peak RSS at 1M writes; the OTel export at 1M prompts",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
+    parser.add_argument("--only", choices=["otel"], help="run only this part")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         workloads.memory_child(os.environ["BENCH_MEMORY_DB"], args.memory_child)
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
+    otel_size = "full" if args.full else "quick" if args.quick else "normal"
+    if args.only == "otel":
+        otel = asyncio.run(otel_export.run(otel_size, args.out))
+        otel_export.print_table(otel)
+        output = args.out / "otel_results.json"
+        output.write_text(json.dumps({"machine": machine(), "otel_export": otel}, indent=2) + "\n")
+        print(f"\nwrote {output}")
+        return 0 if otel["rss_met"] and not otel_export.problems(otel) else 1
     results, postgres = asyncio.run(run("quick" if args.quick else "normal", args.out, args.full))
     checks = targets(results)
     about = machine()
     print_table(results, checks, about, postgres)
+    otel = asyncio.run(otel_export.run(otel_size, args.out))
+    otel_export.print_table(otel)
     report = {
         "machine": about,
         "postgresql": postgres,
@@ -260,11 +280,13 @@ def main() -> int:
         "results": [r.as_json() for r in results],
         "targets": checks,
         "reported": reported(results),
+        "otel_export": otel,
     }
     output = args.out / "results.json"
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {output}")
-    return 0 if all(check["met"] for check in checks) else 1
+    otel_ok = otel["rss_met"] and not otel_export.problems(otel)
+    return 0 if all(check["met"] for check in checks) and otel_ok else 1
 
 
 if __name__ == "__main__":
