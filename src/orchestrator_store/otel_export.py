@@ -125,31 +125,26 @@ def to_otlp_json_line(spans: Sequence[ReadableSpan]) -> str:
     """One ``ExportTraceServiceRequest`` in OTLP JSON, newline-terminated. The protobuf
     JSON mapping writes bytes in base64; OTLP JSON wants trace and span ids in hex."""
     message = json_format.MessageToDict(encode_spans(spans), use_integers_for_enums=True)
-    for span in _spans_of(message):
-        for name in _ID_FIELDS:
-            if name in span:
-                span[name] = base64.b64decode(span[name]).hex()
-        for link in span.get("links", []):
-            for name in ("traceId", "spanId"):
-                if name in link:
-                    link[name] = base64.b64decode(link[name]).hex()
+    _convert_ids(message, lambda text: base64.b64decode(text).hex())
     return json.dumps(message, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def read_otlp_json_line(line: str) -> ExportTraceServiceRequest:
     """Parse one line of an OTLP JSON file back into the protobuf message."""
     message = json.loads(line)
-    for span in _spans_of(message):
-        for name in _ID_FIELDS:
-            if name in span:
-                span[name] = base64.b64encode(bytes.fromhex(span[name])).decode()
-        for link in span.get("links", []):
-            for name in ("traceId", "spanId"):
-                if name in link:
-                    link[name] = base64.b64encode(bytes.fromhex(link[name])).decode()
+    _convert_ids(message, lambda text: base64.b64encode(bytes.fromhex(text)).decode())
     request = ExportTraceServiceRequest()
     json_format.ParseDict(message, request)
     return request
+
+
+def _convert_ids(message: dict[str, Any], convert: Callable[[str], str]) -> None:
+    """Rewrite every trace and span id of a request (its spans' and their links')."""
+    for span in _spans_of(message):
+        for holder in (span, *span.get("links", [])):
+            for name in _ID_FIELDS:
+                if name in holder:
+                    holder[name] = convert(holder[name])
 
 
 def _spans_of(message: dict[str, Any]) -> Iterable[dict[str, Any]]:

@@ -395,14 +395,19 @@ def _day_bounds(day: str) -> tuple[int, int]:
     return nanoseconds(start), nanoseconds(start + timedelta(days=1))
 
 
+def _component_day(component: str, day: str) -> SpanContext:
+    """The trace of a component's UTC day, and its span's id."""
+    key = f"{component}\0{day}"
+    return _context(trace_id_of(f"system\0{key}"), span_id_of("component_day", key))
+
+
 def component_day_span(component: str, day: str) -> ReadableSpan:
     """The span that stands for one component's UTC day: the parent of that day's
     system logs. Its content depends on nothing else, so sending it again is harmless."""
-    key = f"{component}\0{day}"
     start, end = _day_bounds(day)
     return ReadableSpan(
         name=f"component {component}",
-        context=_context(trace_id_of(f"system\0{key}"), span_id_of("component_day", key)),
+        context=_component_day(component, day),
         parent=None,
         resource=resource(),
         kind=SpanKind.INTERNAL,
@@ -415,9 +420,8 @@ def component_day_span(component: str, day: str) -> ReadableSpan:
 
 def system_log_spans(batch: SystemLogDay) -> Iterator[ReadableSpan]:
     """Each system log of a component's day as a zero-length span holding it as its event."""
-    key = f"{batch.component}\0{batch.day}"
-    trace_id = trace_id_of(f"system\0{key}")
-    parent = _context(trace_id, span_id_of("component_day", key))
+    parent = _component_day(batch.component, batch.day)
+    trace_id = parent.trace_id
     for log in batch.logs:
         moment = nanoseconds(log["created_at"])
         error = log["log_level"] in ("ERROR", "CRITICAL")
