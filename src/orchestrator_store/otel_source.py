@@ -20,7 +20,6 @@ from .otel_mapping import MAX_EVENTS_PER_SPAN, SessionHistory, SystemLogDay, day
 __all__ = [
     "PAGE_SIZE",
     "active_sessions",
-    "count_sessions",
     "definitions",
     "load_session",
     "recent_system_logs",
@@ -94,20 +93,6 @@ async def session_ids(
         if len(rows) < PAGE_SIZE:
             return
         after = rows[-1]["session_id"]
-
-
-async def count_sessions(db: DatabaseManager, *, since: datetime | None = None) -> int:
-    sql = _Sql(db)
-    if since is None:
-        rows = await db.query("SELECT count(DISTINCT session_id) AS n FROM agents")
-    else:
-        first, second = sql.marks(2)
-        rows = await db.query(
-            "SELECT count(DISTINCT session_id) AS n FROM agents "
-            f"WHERE started_at >= {first} OR completed_at >= {second}",
-            [sql.time(since), sql.time(since)],
-        )
-    return int(rows[0]["n"])
 
 
 async def load_session(
