@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .atomic_file import new_file_mode, replacing
 from .errors import ReceiverError, ValidationError
-from .location import store_file_named_by
+from .location import redact_url, store_file_named_by
 from .manager import DatabaseManager
 from .otel_mapping import component_day_span, session_spans, system_log_spans
 from .otel_source import definitions, load_session, session_ids, system_log_days
@@ -99,8 +99,9 @@ class OtlpHttpSink:
 
     def send(self, spans: Sequence[ReadableSpan]) -> None:
         if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
+            shown = redact_url(self.endpoint)  # without a password the URL may hold
             raise ReceiverError(
-                f"the OTLP receiver at {self.endpoint} did not accept {len(spans)} spans "
+                f"the OTLP receiver at {shown} did not accept {len(spans)} spans "
                 "(down, refusing, or slower than the timeout)"
             )
 
