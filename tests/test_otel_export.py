@@ -516,3 +516,65 @@ async def test_a_failed_export_leaves_the_existing_file_as_it_was(
         await export_json(recorded.path, output)
     assert output.read_text() == "the previous export\n"
     assert os.listdir(output.parent) == ["traces.jsonl"]  # the partial file is gone
+
+
+# --- promises of the mapping the realistic session does not reach ------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("claude-sonnet-4", "anthropic"),
+        ("anthropic/claude-opus", "anthropic"),
+        ("gpt-4o", "openai"),
+        ("o3-mini", "openai"),
+        ("gemini-2.5-pro", "gcp.gemini"),
+        ("mistral-large", "mistral_ai"),
+        ("deepseek-chat", "deepseek"),
+        ("grok-4", "x_ai"),
+        ("my-finetune", None),
+        (None, None),
+    ],
+)
+def test_the_provider_is_read_from_the_model_name_or_left_out(
+    model: str | None, provider: str | None
+) -> None:
+    assert otel_mapping.provider_of(model) == provider
+
+
+async def test_an_agent_keeps_its_first_logs_as_events_and_counts_the_rest(
+    db: DatabaseManager, store_url: Any, tmp_path: Path
+) -> None:
+    definition = await db.create_orchestrator_agent("chatty", "logs a lot", "utility")
+    agent = await db.create_agent(definition, "s-logs", status="completed")
+    extra = 3
+    await db.create_agent_logs(
+        {"agent_id": agent, "log_type": "milestone", "message": f"step {number}"}
+        for number in range(otel_mapping.MAX_EVENTS_PER_SPAN + extra)
+    )
+
+    exported = await export_json(store_url, tmp_path / "logs.jsonl")
+
+    (span,) = [span for span in exported.spans if span.name == "invoke_agent chatty"]
+    assert len(span.events) == otel_mapping.MAX_EVENTS_PER_SPAN
+    assert span.events[0][1]["log.message"] == "step 0"
+    assert span.attributes["orchestrator.log.dropped"] == extra
+
+
+async def test_a_cancelled_agent_or_prompt_is_not_an_error(
+    db: DatabaseManager, store_url: Any, tmp_path: Path
+) -> None:
+    definition = await db.create_orchestrator_agent("stopper", "gets cancelled", "builder")
+    agent = await db.create_agent(definition, "s-cancel", status="cancelled")
+    prompt = await db.create_prompt(agent, "command", "build it", model_used="gpt-4o")
+    await db.update_prompt(prompt, status="cancelled")
+
+    exported = await export_json(store_url, tmp_path / "cancelled.jsonl")
+
+    spans = {span.name: span for span in exported.spans}
+    agent_span, prompt_span = spans["invoke_agent stopper"], spans["chat gpt-4o"]
+    assert agent_span.attributes["orchestrator.agent.status"] == "cancelled"
+    assert prompt_span.attributes["orchestrator.prompt.status"] == "cancelled"
+    for span in (agent_span, prompt_span, spans["invoke_workflow s-cancel"]):
+        assert span.status == "UNSET", span.name
+        assert "error.type" not in span.attributes, span.name
