@@ -961,3 +961,28 @@ async def test_the_command_line_follows_until_ctrl_c_and_a_restart_sends_nothing
         [agent_span(reviewer), prompt_span(reviewer_prompt), session_span("s2")]
     )
     assert_each_version_once(otlp_recorder)
+
+
+async def test_run_polls_until_stopped_and_sends_what_finishes_meanwhile(
+    db: DatabaseManager,
+    otlp_recorder: OtlpRecorder,  # noqa: F811
+    sinks: Callable[..., OtlpHttpSink],
+    cursor_path: Path,
+) -> None:
+    """``Follower.run``, the loop for callers of their own: it keeps polling at its
+    interval, and ends when ``stop`` is set."""
+    kinds = await definitions(db)
+    follower = make_follower(db, sinks(otlp_recorder.url), cursor_path)
+    stop = asyncio.Event()
+    running = asyncio.create_task(follower.run(stop))
+    planner, prompt = await finished_agent(db, kinds["planner"], "s1")
+    # Waited for off the loop: the follower runs on it meanwhile.
+    await asyncio.to_thread(
+        otlp_recorder.wait_until, lambda recorder: session_span("s1") in labels(recorder)
+    )
+    stop.set()
+    await asyncio.wait_for(running, 30)  # a guard against hanging only
+
+    assert sorted(labels(otlp_recorder)) == sorted(
+        [agent_span(planner), prompt_span(prompt), session_span("s1")]
+    )
