@@ -45,10 +45,10 @@ class RecordedSession:
 
 # (key, definition, session, parent, status, start minute, end minute, error, cost)
 AGENTS = (
-    ("a1", "planner", SESSION_A, None, "completed", 0, 5, None, 0.03),
-    ("a2", "builder", SESSION_A, "a1", "failed", 6, 20, "tests failed", 0.013),
-    ("a3", "reviewer", SESSION_A, "a1", "completed", 21, 25, None, 0.0005),
-    ("b1", "planner", SESSION_B, None, "completed", 0, 3, None, 0.025),
+    ("a1", "planner", SESSION_A, None, "completed", 0, 5, None, 0.0),
+    ("a2", "builder", SESSION_A, "a1", "failed", 6, 20, "tests failed", 0.002),
+    ("a3", "reviewer", SESSION_A, "a1", "completed", 21, 25, None, 0.0),
+    ("b1", "planner", SESSION_B, None, "completed", 0, 3, None, 0.0),
     ("b2", "builder", SESSION_B, "b1", "executing", 4, None, None, 0.0),
 )
 # (agent, type, text, model, status, tokens in, tokens out, cost, latency, error)
@@ -126,7 +126,7 @@ EXPECTED: dict[str, Any] = {
             "failed_prompts": 1,
             "tokens_input": 3800,
             "tokens_output": 800,
-            "cost_usd": 0.0435,
+            "cost_usd": 0.0455,
         },
         SESSION_B: {
             "agents": 2,
@@ -140,16 +140,17 @@ EXPECTED: dict[str, Any] = {
         },
     },
     "by_model": {
+        None: (0, 0, 0, 0.002),  # a2's own cost (a sandbox), under no model
         "claude-haiku": (1, 500, 100, 0.0005),
         "claude-opus": (2, 1800, 350, 0.055),
         "claude-sonnet": (3, 2300, 500, 0.013),
     },
     "by_agent_type": {
-        "builder": (3, 2300, 500, 0.013),
+        "builder": (3, 2300, 500, 0.015),
         "planner": (2, 1800, 350, 0.055),
         "reviewer": (1, 500, 100, 0.0005),
     },
-    "total": (6, 4600, 950, 0.0685),
+    "total": (6, 4600, 950, 0.0705),
     "logs_older_than_5_days": {"agent_logs": 8, "system_logs": 3},
 }
 

@@ -279,7 +279,8 @@ def test_agents(recorded: RecordedSession) -> None:
     assert [(row["id"], row["error_message"]) for row in failed] == [
         (recorded.agents["a2"], "tests failed")
     ]
-    assert "$0.0130" in out and "14m00s" in out  # the failed builder's cost and duration
+    # the failed builder's cost (its prompts' 0.013 and its own 0.002) and duration
+    assert "$0.0150" in out and "14m00s" in out
     assert len(json.loads(ok(recorded.path, "agents", "--limit", "2", "--json"))) == 2
 
 
@@ -344,7 +345,7 @@ def test_sessions(recorded: RecordedSession) -> None:
         expected = EXPECTED["sessions"][row["session_id"]]
         assert {key: row[key] for key in expected} == pytest.approx(expected)
     line_a = next(line for line in out.splitlines() if SESSION_A in line)
-    assert cells(line_a)[1:7] == ["3", "0", "1 agents, 1 prompts", "4", "4,600", "$0.0435"]
+    assert cells(line_a)[1:7] == ["3", "0", "1 agents, 1 prompts", "4", "4,600", "$0.0455"]
     line_b = next(line for line in out.splitlines() if SESSION_B in line)
     assert cells(line_b)[1:7] == ["2", "1", "0", "2", "950", "$0.0250"]
     assert len(json.loads(ok(recorded.path, "sessions", "--limit", "1", "--json"))) == 1
@@ -374,8 +375,8 @@ def test_costs_by_every_grouping_with_a_grand_total(recorded: RecordedSession) -
         recorded.day(recorded.base_b),
     ]
     total_line = next(line for line in out.splitlines() if "total" in line)
-    assert cells(total_line) == ["total", "6", "4,600", "950", "$0.0685"]
-    assert SESSION_A in out and "$0.0435" in out
+    assert cells(total_line) == ["total", "6", "4,600", "950", "$0.0705"]
+    assert SESSION_A in out and "$0.0455" in out
 
 
 def test_costs_since_a_date(recorded: RecordedSession) -> None:
@@ -484,6 +485,84 @@ def test_cost_rows_add_up_to_the_total_shown(tmp_path: Path) -> None:
     shown = [Decimal(cells(line)[-1].lstrip("$")) for line in table_rows(out)]
     assert shown[:-1] == groups and shown[-1] == sum(groups)  # the total row: their sum
     assert {row["session_id"]: row["cost_usd"] for row in sessions}["s1"] == 0.3
+
+
+def test_session_shows_its_totals_costs_tree_and_last_prompts(recorded: RecordedSession) -> None:
+    out = ok(recorded.path, "session", SESSION_A)
+    report = json.loads(ok(recorded.path, "session", SESSION_A, "--json"))
+    last = json.loads(ok(recorded.path, "session", SESSION_A, "--prompts", "1", "--json"))
+
+    assert "$0.0455" in out and "3 (0 active, 1 failed)" in out
+    assert "└ builder" in out and "└ reviewer" in out  # under the planner
+    costs = {row["key"]: row["cost_usd"] for row in report["costs_by_model"]}
+    assert costs == pytest.approx(
+        {None: 0.002, "claude-haiku": 0.0005, **{"claude-opus": 0.03, "claude-sonnet": 0.013}}
+    )
+    (root,) = report["agents"]
+    assert root["id"] == recorded.agents["a1"]
+    assert [child["id"] for child in root["children"]] == [
+        recorded.agents["a2"],
+        recorded.agents["a3"],
+    ]
+    assert root["children"][0]["total_cost_usd"] == pytest.approx(0.015)
+    assert report["session"]["cost_usd"] == pytest.approx(0.0455)
+    assert len(report["prompts"]) == 4
+    assert [p["prompt_text"] for p in last["prompts"]] == ["Review the diff"]
+
+
+def test_costs_by_day_show_the_latest_days_and_the_earlier_ones_as_one_row(
+    recorded: RecordedSession,
+) -> None:
+    report = json.loads(ok(recorded.path, "costs", "--by", "day", "--limit", "1", "--json"))
+    out = ok(recorded.path, "costs", "--by", "day", "--limit", "1")
+
+    earlier, latest = report["groups"]
+    assert earlier["rest"] and latest["key"] == recorded.day(recorded.base_b)
+    assert (earlier["prompts"], Decimal(str(earlier["cost_usd"]))) == (4, Decimal("0.0455"))
+    assert Decimal(str(report["total"]["cost_usd"])) == Decimal("0.0705")
+    assert "(earlier days)" in out.splitlines()[4]  # first under the header
+
+
+def test_an_unknown_session_is_one_line(recorded: RecordedSession) -> None:
+    assert "no session 'nope'" in fails(recorded.path, "session", "nope")
+
+
+def test_agent_shows_how_its_cost_adds_up(recorded: RecordedSession) -> None:
+    out = ok(recorded.path, "agent", recorded.agents["a2"])
+    assert "$0.0150 (prompts $0.0130 + own $0.0020)" in out
+
+
+def test_costs_by_session_beyond_the_limit_are_one_row(tmp_path: Path) -> None:
+    path = tmp_path / "costs.db"
+    spent = {"s1": 0.5, "s2": 0.1, "s3": 0.3, "s4": 0.00004, "s5": 0.00004}
+
+    async def record() -> None:
+        async with DatabaseManager(path) as db:
+            definition = await db.create_orchestrator_agent("builder", "Builds", "builder")
+            for session, cost in spent.items():
+                agent = await db.create_agent(definition, session)
+                prompt = await db.create_prompt(agent, "adw", "Build", model_used="m")
+                await db.update_prompt(prompt, cost_usd=cost, tokens_input=10)
+
+    asyncio.run(record())
+    report = json.loads(ok(path, "costs", "--limit", "2", "--json"))
+    out = ok(path, "costs", "--limit", "2")
+
+    keys = [(row["key"], row.get("rest", False)) for row in report["groups"]]
+    assert keys == [("s1", False), ("s3", False), (None, True)]  # the costliest first
+    rest = report["groups"][-1]
+    assert (rest["prompts"], rest["tokens_input"], Decimal(str(rest["cost_usd"]))) == (
+        3,
+        30,
+        Decimal("0.1001"),  # 0.1 + 0.00004 + 0.00004, rounded once
+    )
+    total = report["total"]
+    assert (total["prompts"], Decimal(str(total["cost_usd"]))) == (5, Decimal("0.9001"))
+    assert "(other sessions)" in out
+    days = json.loads(ok(path, "costs", "--by", "day", "--limit", "1", "--json"))
+    assert [row.get("rest", False) for row in days["groups"]] == [False]  # one day only
+    shown = [Decimal(cells(line)[-1].lstrip("$")) for line in table_rows(out)]
+    assert shown[-1] == sum(shown[:-1]) == Decimal("0.9001")
 
 
 # --- logs --------------------------------------------------------------------------------
@@ -640,7 +719,12 @@ def test_prune_dry_run_writes_nothing(recorded: RecordedSession) -> None:
 
     assert "would delete 8 agent logs and 3 system logs older than 5 days" in out
     assert "nothing was deleted" in out
-    assert report == {"older_than_days": 5.0, "dry_run": True, "agent_logs": 8, "system_logs": 3}
+    assert {key: report[key] for key in ("older_than_days", "dry_run", "agent_logs")} == {
+        "older_than_days": 5.0,
+        "dry_run": True,
+        "agent_logs": 8,
+    }
+    assert report["system_logs"] == 3 and report["rows"] == {"agent_logs": 8, "system_logs": 3}
     assert digest(recorded.path) == before
     assert len(raw_rows(recorded.path, "agent_logs")) == 12
     assert len(raw_rows(recorded.path, "system_logs")) == 5

@@ -305,6 +305,7 @@ def test_stored_text_is_printed_inert_by_every_command(tmp_path: Path) -> None:
             ["agents"],
             ["agent", agent],
             ["sessions"],
+            ["session", HOSTILE["session"]],
             ["costs", "--by", "session"],
             ["costs", "--by", "model"],
             ["logs"],
@@ -317,6 +318,10 @@ def test_stored_text_is_printed_inert_by_every_command(tmp_path: Path) -> None:
     assert "[/bold]" in outputs["agents"] and "[/bold] (builder)" in outputs["agent " + agent]
     assert "[bold]plan[/bold]" in outputs["agent " + agent]
     assert "s\\x1b]0;pwned\\x07" in outputs["sessions"]
+    session = outputs["session " + HOSTILE["session"]]
+    assert "session     s\\x1b]0;pwned\\x07" in session and "[/bold]" in session
+    assert "m\\x9b31m" in session
+    assert "no session 'nope\\x1b[2J'" in fails(path, "session", "nope\x1b[2J")
     assert "m\\x9b31m" in outputs["costs --by model"]
     assert "error       boom \\x1b[2J\n            second line" in outputs["agent " + agent]
     logs = outputs["logs"]
@@ -416,10 +421,10 @@ def test_a_failing_command_prints_one_line_even_when_the_store_logs(
 def test_an_unexpected_exception_is_one_line(
     recorded: RecordedSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def overflowing(self: DatabaseManager, days: float) -> dict[str, int]:
+    async def overflowing(self: DatabaseManager, *args: Any, **kwargs: Any) -> Any:
         raise OverflowError("date value out of range")
 
-    monkeypatch.setattr(DatabaseManager, "count_old_logs", overflowing)
+    monkeypatch.setattr(DatabaseManager, "prune", overflowing)
 
     assert fails(recorded.path, "prune", "--older-than", "5") == (
         "error: unexpected OverflowError: date value out of range"

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from orchestrator_store.manager import BusyError, DatabaseManager, IntegrityError
-from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
+from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION, TOTALS_PATH
 from orchestrator_store.schema import TABLES as SCHEMA_TABLES
 
 SCHEMA_FILE = DEFAULT_SCHEMA_PATH
@@ -883,9 +883,13 @@ async def test_several_processes_create_a_new_file_at_once(tmp_path: Path) -> No
         names = sorted(n for (n,) in raw.execute("SELECT name FROM orchestrator_agents"))
     assert set(tables) >= TABLES
     assert len(tables) == len(set(tables))
-    assert indexes == set(
-        re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", SCHEMA_FILE.read_text(encoding="utf-8"))
-    )
+    assert indexes == {
+        name
+        for source in (SCHEMA_FILE, TOTALS_PATH)
+        for name in re.findall(
+            r"CREATE INDEX IF NOT EXISTS (\w+)", source.read_text(encoding="utf-8")
+        )
+    }
     assert messages_ == sorted(f"process {index}" for index in range(processes_count))
     assert names == sorted(f"agent-{index}" for index in range(processes_count))
     async with DatabaseManager(path) as db:

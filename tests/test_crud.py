@@ -1312,7 +1312,7 @@ async def test_writes_outside_a_transaction_commit_at_once(
 SIGNATURES = {
     "__init__": (
         "db_path=None, *, schema_path=None, busy_timeout=5.0, synchronous='NORMAL', pool=None, "
-        "default_database=None, read_mmap_bytes=268435456"
+        "default_database=None, read_mmap_bytes=268435456, retention=None"
     ),
     "connect": "",
     "close": "",
@@ -1339,7 +1339,7 @@ SIGNATURES = {
         "agent_id, prompt_type, prompt_text, prompt_name=None, status='pending', model_used=None"
     ),
     "get_prompt": "prompt_id",
-    "list_prompts": "agent_id=None, *, status=None, limit=None, offset=0",
+    "list_prompts": "agent_id=None, *, status=None, limit=None, offset=0, session_id=None",
     "update_prompt": "prompt_id, **fields",
     "delete_prompt": "prompt_id",
     "create_agent_log": "agent_id, log_level, log_type, message, details=None",
@@ -1374,6 +1374,7 @@ SIGNATURES = {
     ),
     "delete_workflow": "workflow_id",
     "cleanup_old_logs": "days=30",
+    "prune": "policy, *, dry_run=False, vacuum=False",
     "schema_version": "",
     "count_rows": "",
     "create_agent_logs": "rows",
@@ -1383,7 +1384,11 @@ SIGNATURES = {
     "storage": "",
     "iter_rows": "table, *, batch_size=500",
     "session_summaries": "*, limit=None",
-    "cost_totals": "by=None, *, since=None",
+    "session_summary": "session_id",
+    "session_tree": "session_id",
+    "agent_totals": "agent_id",
+    "agents_with_totals": "agents",
+    "cost_totals": "by=None, *, since=None, session_id=None, limit=None",
     "log_bounds": "",
     "list_logs": (
         "*, agent_id=None, min_level=None, log_type=None, component=None, since=None, "

@@ -32,7 +32,7 @@ from orchestrator_store.manager import (
     SchemaError,
     ValidationError,
 )
-from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
+from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION, TOTALS_PATH
 from orchestrator_store.schema import TABLES as SCHEMA_TABLES
 
 SCHEMA_FILE = DEFAULT_SCHEMA_PATH
@@ -308,9 +308,13 @@ async def test_schema_initialisation_creates_tables_and_indexes(db: DatabaseMana
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
             )
         }
-    expected = set(
-        re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", SCHEMA_FILE.read_text(encoding="utf-8"))
-    )
+    expected = {
+        name
+        for path in (SCHEMA_FILE, TOTALS_PATH)
+        for name in re.findall(
+            r"CREATE INDEX IF NOT EXISTS (\w+)", path.read_text(encoding="utf-8")
+        )
+    }
     assert expected  # the schema file declares indexes
     assert indexes == expected
     assert table_names(db.db_path) >= TABLES

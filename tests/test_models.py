@@ -22,6 +22,7 @@ from orchestrator_store.dialect import COLUMNS
 from orchestrator_store.json_codec import decode_json_columns as _decode_json
 from orchestrator_store.json_codec import encode_json as _encode_json
 from orchestrator_store.manager import DatabaseManager
+from orchestrator_store.tables import TOTALS_TABLES
 
 ROW_MODELS = models.ROW_MODELS
 
@@ -170,14 +171,16 @@ def test_sql_column_list_is_in_schema_order(raw: sqlite3.Connection, table: str)
     assert list(COLUMNS[table]) == [row[1] for row in table_info(raw, table)]
 
 
-def test_fresh_database_holds_exactly_the_five_tables(raw: sqlite3.Connection) -> None:
+def test_fresh_database_holds_exactly_the_store_tables_and_their_totals(
+    raw: sqlite3.Connection,
+) -> None:
     names = {
         row[0]
         for row in raw.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
         )
     }
-    assert names == set(schema.TABLES)
+    assert names == {*schema.TABLES, *TOTALS_TABLES}
 
 
 @pytest.mark.backend("sqlite")  # reads the columns through raw sqlite3

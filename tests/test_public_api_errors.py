@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator_store.manager import DatabaseError, DatabaseManager
+from orchestrator_store.models import RetentionPolicy
 
 
 class BadRepr:
@@ -240,9 +241,19 @@ def _valid_arguments(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         "list_recent_system_logs": {"limit": 5},
         "count_old_logs": {"days": 30},
         "cleanup_old_logs": {"days": 30},
+        "prune": {"policy": RetentionPolicy(keep_sessions=5), "dry_run": True, "vacuum": False},
         "iter_rows": {"table": "agents", "batch_size": 2},
         "session_summaries": {"limit": 5},
-        "cost_totals": {"by": "model", "since": "2026-01-01T00:00:00+00:00"},
+        "session_summary": {"session_id": "s"},
+        "session_tree": {"session_id": "s"},
+        "agent_totals": {"agent_id": ids["agent"]},
+        "agents_with_totals": {"agents": [{"id": ids["agent"], "cost_usd": 0.0}]},
+        "cost_totals": {
+            "by": "model",
+            "since": "2026-01-01T08:00:00+00:00",
+            "session_id": None,
+            "limit": None,
+        },
         "list_logs": {
             "agent_id": ids["agent"],
             "min_level": "INFO",

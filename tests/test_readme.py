@@ -76,10 +76,14 @@ def test_readme_example_runs_and_prints_what_it_promises(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "orchestrator_agents: UNIQUE constraint failed: orchestrator_agents.name"
-    agents = ast.literal_eval(lines[1])  # the printed list of agent rows
-    assert [agent["status"] for agent in agents] == ["completed"]
-    assert agents[0]["cost_usd"] == 0.0061
-    assert agents[0]["context"] == {"issue": 14}
+    agent = ast.literal_eval(lines[1])  # the printed agent row with its totals
+    assert agent["status"] == "completed"
+    assert (agent["cost_usd"], agent["prompts_cost_usd"], agent["total_cost_usd"]) == (
+        0.0004,
+        0.0061,
+        0.0065,
+    )
+    assert agent["context"] == {"issue": 14}
     assert db_file.exists()
 
 

@@ -72,11 +72,11 @@ async def test_cost_totals_by_session_and_day_and_the_grand_total(
     (total,) = await store.cost_totals()
 
     assert by_session == {
-        SESSION_A: pytest.approx((4, 3800, 800, 0.0435)),
+        SESSION_A: pytest.approx((4, 3800, 800, 0.0455)),
         SESSION_B: pytest.approx((2, 800, 150, 0.025)),
     }
     assert by_day == {
-        recorded.day(recorded.base_a): pytest.approx((4, 3800, 800, 0.0435)),
+        recorded.day(recorded.base_a): pytest.approx((4, 3800, 800, 0.0455)),
         recorded.day(recorded.base_b): pytest.approx((2, 800, 150, 0.025)),
     }
     assert total["key"] is None

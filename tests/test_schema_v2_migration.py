@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator_store import DatabaseManager, schema
+from orchestrator_store import DatabaseManager, schema, tables
 
 NEW_TABLES = ("orchestrator_chat", "ai_developer_workflows")
 VERSION_1_TABLES = ("orchestrator_agents", "agents", "prompts", "agent_logs", "system_logs")
@@ -87,16 +87,38 @@ async def write_version_1_data(db: DatabaseManager) -> None:
     child = await db.create_agent(builder, "feature_13", parent_agent_id=parent, status="executing")
     prompt = await db.create_prompt(child, "adw", "Build it", model_used="claude-sonnet")
     await db.update_prompt(prompt, status="completed", tokens_input=10, cost_usd=0.5)
-    await db.add_agent_cost(child, 0.5)
+    await db.add_agent_cost(parent, 0.5)  # a cost of its own: version 3 keeps it as it is
     await db.create_agent_log(parent, "INFO", "milestone", "plan ready", {"steps": [1, 2]})
     await db.create_agent_log(child, "ERROR", "error", "tests failed")
     await db.create_system_log("INFO", "orchestrator", "session started", {"pid": 1})
+
+
+TOTALS_TABLES = tuple(tables.TOTALS_TABLES)
+
+
+def drop_version_3_sqlite(raw: sqlite3.Connection) -> None:
+    """What version 3 added: the totals' triggers and tables (see test_totals.py)."""
+    triggers = raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (trigger,) in triggers:
+        raw.execute(f"DROP TRIGGER {trigger}")
+    for table in TOTALS_TABLES:
+        raw.execute(f"DROP TABLE {table}")
+
+
+DROP_VERSION_3_POSTGRES = (
+    "".join(f"DROP TABLE {table}; " for table in TOTALS_TABLES)
+    + "DROP FUNCTION adw_agents_totals, adw_prompts_totals, adw_count_rows,"
+    " adw_daily_costs_follow CASCADE;"
+    " DROP FUNCTION adw_add_prompt, adw_recount_sessions, adw_session_bounds,"
+    " adw_add_agent_prompts, adw_add_costs, adw_is_active, adw_shard, adw_day, adw_nano;"
+)
 
 
 async def make_sqlite_version_1(path: Path) -> None:
     async with DatabaseManager(path) as db:
         await write_version_1_data(db)
     with raw_db(path) as raw:
+        drop_version_3_sqlite(raw)
         for table in NEW_TABLES:
             raw.execute(f"DROP TABLE {table}")  # drops its indexes too
         raw.execute("PRAGMA user_version = 1")
@@ -166,7 +188,7 @@ async def make_postgres_version_1(url: str) -> None:
         await write_version_1_data(db)
     await run_sql(
         url,
-        "DROP TABLE orchestrator_chat; DROP TABLE ai_developer_workflows;"
+        DROP_VERSION_3_POSTGRES + "DROP TABLE orchestrator_chat; DROP TABLE ai_developer_workflows;"
         " UPDATE adw_schema_version SET version = 1",
     )
     catalog = await postgres_catalog(url)
@@ -227,6 +249,7 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
     upgraded = sqlite3.connect(":memory:")
     try:
         fresh.executescript(text)
+        fresh.executescript(schema.TOTALS_PATH.read_text(encoding="utf-8"))
         upgraded.executescript(text[: text.index("CREATE TABLE IF NOT EXISTS orchestrator_chat")])
         assert sqlite_fingerprint(upgraded) == VERSION_1_FINGERPRINT
         for statement in schema.statements_to_upgrade(1, schema.DEFAULT_SCHEMA_PATH):
@@ -235,8 +258,8 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
     finally:
         fresh.close()
         upgraded.close()
-    assert schema.LATEST_VERSION == 2
-    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2]
+    assert schema.LATEST_VERSION == 3
+    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2, 3]
 
 
 def test_migration_2_is_as_released() -> None:
@@ -265,7 +288,7 @@ async def test_an_upgraded_database_is_exactly_a_new_one(backend: str, store_url
     await make_version_1(backend, store_url)
 
     async with DatabaseManager(store_url) as db:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == schema.LATEST_VERSION
 
     if backend == "sqlite":
         with raw_db(store_url) as raw:
@@ -284,7 +307,7 @@ async def test_connect_upgrades_a_version_1_database_in_place(backend: str, stor
     assert await stored_version(backend, store_url) == 1
 
     async with DatabaseManager(store_url) as db:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == schema.LATEST_VERSION
         counts = await db.count_rows()
         assert {table: counts[table] for table in NEW_TABLES} == dict.fromkeys(NEW_TABLES, 0)
         # The old rows read as before, and the new tables take rows that refer to them.
@@ -301,13 +324,13 @@ async def test_connect_upgrades_a_version_1_database_in_place(backend: str, stor
         assert await db.end_workflow(workflow, "completed")
 
     assert await version_1_rows(backend, store_url) == before
-    assert await stored_version(backend, store_url) == 2
+    assert await stored_version(backend, store_url) == schema.LATEST_VERSION
     if backend == "sqlite":
         with raw_db(store_url) as raw:
             assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
     async with DatabaseManager(store_url) as db:  # a second connect finds nothing to do
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == schema.LATEST_VERSION
         assert (await db.count_rows())["orchestrator_chat"] == 1
 
 
@@ -317,7 +340,7 @@ CONNECTOR_SCRIPT = """
 import asyncio
 import sys
 
-from orchestrator_store import DatabaseManager
+from orchestrator_store import DatabaseManager, schema
 
 
 async def main() -> None:
@@ -325,7 +348,7 @@ async def main() -> None:
     print("ready", flush=True)
     await asyncio.to_thread(sys.stdin.readline)  # connect together
     async with DatabaseManager(url) as db:
-        assert await db.schema_version() == 2
+        assert await db.schema_version() == schema.LATEST_VERSION
         definitions = {row["name"]: row["id"] for row in await db.list_orchestrator_agents()}
         await db.create_chat_message(definitions["planner"], "user", "orchestrator", f"p{index}")
         await db.start_workflow("adw_plan", "plan", adw_id=f"proc{index:04d}")
@@ -360,7 +383,7 @@ async def test_processes_connecting_at_once_upgrade_once_and_all_succeed(
         assert "Traceback" not in stderr, stderr
         assert stdout.split() == ["done"]
 
-    assert await stored_version(backend, store_url) == 2
+    assert await stored_version(backend, store_url) == schema.LATEST_VERSION
     assert await version_1_rows(backend, store_url) == before
     async with DatabaseManager(store_url) as db:
         messages = sorted(row["message"] for row in await db.list_chat_messages())
@@ -438,8 +461,8 @@ async def test_version_1_code_refuses_a_version_2_database_untouched(
 
     assert process.returncode == 0, stderr
     assert stdout.startswith("refused: "), stdout + stderr
-    assert "schema version 2, newer than this store's version 1" in stdout
-    assert await stored_version(backend, store_url) == 2
+    assert f"schema version {schema.LATEST_VERSION}, newer than this store's version 1" in stdout
+    assert await stored_version(backend, store_url) == schema.LATEST_VERSION
     if backend == "sqlite":
         assert store_url.read_bytes() == before
         assert not Path(f"{store_url}-wal").exists()

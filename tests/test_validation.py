@@ -569,13 +569,26 @@ async def test_token_sums_cannot_overflow_the_reports(db: DatabaseManager, agent
             cost_usd=MAX_COST_USD,
             latency_ms=MAX_LATENCY_MS,
         )
-    assert await db.add_agent_cost(agent_id, MAX_COST_USD)
+    assert await db.add_agent_cost(agent_id, MAX_COST_USD)  # its own cost: the third
     (session,) = await db.session_summaries()
     assert (session["tokens_input"], session["tokens_output"]) == (2 * MAX_TOKENS, 2 * MAX_TOKENS)
-    assert session["cost_usd"] == 2 * MAX_COST_USD
+    assert session["cost_usd"] == 3 * MAX_COST_USD
     for by in (None, "session", "model", "agent_type", "day"):
-        (total,) = await db.cost_totals(by)
-        assert (total["tokens_input"], total["cost_usd"]) == (2 * MAX_TOKENS, 2 * MAX_COST_USD)
+        groups = await db.cost_totals(by)
+        tokens = sum(group["tokens_input"] for group in groups)
+        assert (tokens, sum(group["cost_usd"] for group in groups)) == (
+            2 * MAX_TOKENS,
+            3 * MAX_COST_USD,
+        )
+    await assert_reports_work(db)
+    # Past 2**63 nano-dollars (9.2e9 dollars) in one sum: still no failure.
+    for n in range(12):
+        prompt = await db.create_prompt(agent_id, "adw", f"dear {n}", model_used="m")
+        assert await db.update_prompt(prompt, cost_usd=MAX_COST_USD)
+    (total,) = await db.cost_totals()
+    assert total["cost_usd"] == pytest.approx(15 * MAX_COST_USD)
+    (session,) = await db.session_summaries()
+    assert session["cost_usd"] == pytest.approx(15 * MAX_COST_USD)
     await assert_reports_work(db)
 
 

@@ -51,10 +51,12 @@ from .models import (
     Prompt,
     PromptStatus,
     PromptType,
+    RetentionPolicy,
     SystemLog,
     WorkflowStatus,
 )
 from .ownership import Transaction
+from .retention import PruneReport
 from .sync_manager import SyncDatabaseManager
 
 __all__ = [
@@ -87,8 +89,10 @@ __all__ = [
     "Prompt",
     "PromptStatus",
     "PromptType",
+    "PruneReport",
     "ReadOnlyError",
     "ReceiverError",
+    "RetentionPolicy",
     "SchemaError",
     "StatementTimeoutError",
     "SyncDatabaseManager",

@@ -296,6 +296,7 @@ def _require_original_era(connection: sqlite3.Connection, path: Path) -> None:
     # Against the tables adopt copies (the schema file is read only once the
     # backup is written: an error in it then rolls back like any other).
     store = {name: table.columns for name, table in tables.TABLES.items()}
+    store |= tables.TOTALS_TABLES
     foreign = foreign_tables(table_columns(connection), store) if version == 0 else []
     if foreign:
         raise DatabaseError(
@@ -319,12 +320,14 @@ def _require_original_era(connection: sqlite3.Connection, path: Path) -> None:
 
 def _refuse_unknown_objects(connection: sqlite3.Connection, path: Path) -> None:
     """Views, and triggers on other tables, would be left pointing at the old
-    tables: the original module made neither, so such a file is refused."""
+    tables: the original module made neither, so such a file is refused. The
+    store's own totals (an earlier store's stamp) are rebuilt, their triggers too."""
     names = ", ".join(ORIGINAL_COLUMNS)
+    known = (*ORIGINAL_COLUMNS, *tables.TOTALS_TABLES)
     rows = connection.execute(
         "SELECT type, name FROM sqlite_master WHERE type = 'view' "
-        f"OR (type = 'trigger' AND tbl_name NOT IN ({_placeholders(ORIGINAL_COLUMNS)}))",
-        tuple(ORIGINAL_COLUMNS),
+        f"OR (type = 'trigger' AND tbl_name NOT IN ({_placeholders(known)}))",
+        known,
     ).fetchall()
     if rows:
         listed = ", ".join(f"{row[0]} {row[1]}" for row in rows)
@@ -506,6 +509,8 @@ class _Migration:
         ).fetchall()
         for kind, name in attached:
             self.connection.execute(f"DROP {kind.upper()} {_quoted(name)}")
+        for name in tables.TOTALS_TABLES:  # derived: the copied rows' triggers rebuild them
+            self.connection.execute(f"DROP TABLE IF EXISTS {_quoted(name)}")
         for name in names:
             aside = OLD_TABLE_PREFIX + name
             if aside in found:

@@ -92,9 +92,11 @@ from .models import (
     WORKFLOW_STATUSES,
     AgentIdPrefix,
     AgentIdSuffix,
+    RetentionPolicy,
     canonical_uuid,
     parse_input,
 )
+from .retention import PruneReport, parse_size
 from .schema import TABLES
 from .sqlite_backend import READER_MMAP_BYTES
 
@@ -356,10 +358,15 @@ def agents(
     database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Agents, newest first: short id, definition, session, status, started, duration, cost."""
+    """Agents, newest first: short id, definition, session, status, started, duration, cost.
+
+    An agent's cost is its prompts' costs plus its own (tools and other non-model spend).
+    """
 
     async def work(db: DatabaseManager) -> None:
-        rows = await db.list_agents(session, status=status, limit=limit)
+        rows = await db.agents_with_totals(
+            await db.list_agents(session, status=status, limit=limit)
+        )
         names = {row["id"]: row["name"] for row in await db.list_orchestrator_agents()}
         for row in rows:
             row["definition"] = names.get(row["orchestrator_agent_id"])
@@ -379,7 +386,7 @@ def agents(
                         styled(row["status"], STATUS_STYLES),
                         time_text(row["started_at"]),
                         duration_text(row["started_at"], row["completed_at"]),
-                        money(row["cost_usd"]),
+                        money(row["total_cost_usd"]),
                     )
                     for row in rows
                 ),
@@ -406,7 +413,7 @@ def agent_detail(
     """One agent: its prompts (tokens, cost, latency, status) and last log lines."""
 
     async def work(db: DatabaseManager) -> None:
-        agent = await _agent_by_id_part(db, agent_id)
+        (agent,) = await db.agents_with_totals([await _agent_by_id_part(db, agent_id)])
         definition = await db.get_orchestrator_agent(agent["orchestrator_agent_id"])
         prompts = await db.list_prompts(agent["id"])
         logs = await db.list_logs(agent_id=agent["id"], limit=log_lines) if log_lines else []
@@ -435,12 +442,20 @@ def _agent_lines(agent: dict[str, Any], definition: dict[str, Any] | None) -> li
         field("status", styled(agent["status"], STATUS_STYLES), width=12),
         field("parent", agent["parent_agent_id"] or "-", width=12),
         field("started", f"{time_text(agent['started_at'])} ({span})", width=12),
-        field("cost", money(agent["cost_usd"]), width=12),
+        field("cost", _cost_breakdown(agent), width=12),
     ]
     if agent["error_message"]:
         error = plain_lines(agent["error_message"], " " * 12)
         lines.append(field("error", Text(error, style="red"), width=12))
     return lines
+
+
+def _cost_breakdown(agent: dict[str, Any]) -> str:
+    """The cost rule, shown: the total, then what it adds up."""
+    return (
+        f"{money(agent['total_cost_usd'])} (prompts {money(agent['prompts_cost_usd'])}"
+        f" + own {money(agent['cost_usd'])})"
+    )
 
 
 def _prompts_table(prompts: list[dict[str, Any]], console: Console) -> Table:
@@ -531,6 +546,103 @@ def _failures(agents: int, prompts: int) -> Any:
     return styled(text, {text: "bold red"} if agents or prompts else {})
 
 
+@app.command("session")
+def session_detail(
+    ctx: typer.Context,
+    session_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A session id, as `sessions` shows it.")
+    ],
+    prompt_lines: Annotated[
+        int, typer.Option("--prompts", min=0, help="How many of its last prompts to show.")
+    ] = 10,
+    database: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One session: its totals, its cost by model, its agents as a tree, its last prompts."""
+
+    async def work(db: DatabaseManager) -> None:
+        summary = await db.session_summary(session_id)
+        if summary is None:
+            raise CliError(f"no session '{plain(session_id)}' (`sessions` lists them)")
+        by_model = await db.cost_totals("model", session_id=session_id)
+        tree = await db.session_tree(session_id)
+        skip = max(summary["prompts"] - prompt_lines, 0)
+        prompts = (
+            await db.list_prompts(session_id=session_id, limit=prompt_lines, offset=skip)
+            if prompt_lines
+            else []
+        )
+        if as_json:
+            _echo_json(
+                {"session": summary, "costs_by_model": by_model, "agents": tree, "prompts": prompts}
+            )
+            return
+        console = new_console()
+        for line in _session_lines(summary):
+            console.print(line)
+        console.print(
+            table(
+                "cost by model",
+                ["Model", "Prompts", "Tokens in", "Tokens out", "Cost"],
+                (_cost_cells(row["key"] or "(none)", row) for row in by_model),
+                console=console,
+            )
+        )
+        console.print(_tree_table(tree, console))
+        if prompts:
+            console.print(_prompts_table(prompts, console))
+
+    _run(ctx, database, work)
+
+
+def _session_lines(summary: dict[str, Any]) -> list[Text]:
+    span = duration_text(summary["first_activity"], summary["last_activity"])
+    tokens = summary["tokens_input"] + summary["tokens_output"]
+    return [
+        field("session", summary["session_id"], width=12),
+        field(
+            "agents",
+            f"{summary['agents']} ({summary['active_agents']} active,"
+            f" {summary['failed_agents']} failed)",
+            width=12,
+        ),
+        field("prompts", f"{summary['prompts']} ({summary['failed_prompts']} failed)", width=12),
+        field("tokens", f"{tokens:,} ({summary['tokens_input']:,} in)", width=12),
+        field("cost", money(summary["cost_usd"]), width=12),
+        field(
+            "active",
+            f"{time_text(summary['first_activity'])} .. {time_text(summary['last_activity'])}"
+            f" ({span})",
+            width=12,
+        ),
+    ]
+
+
+def _tree_rows(nodes: list[dict[str, Any]], depth: int = 0) -> Iterator[tuple[Any, ...]]:
+    """Each agent under its parent, indented by its depth."""
+    for node in nodes:
+        yield (
+            short_id(node["id"]),
+            Text("  " * depth + ("└ " if depth else "")) + Text(plain(node["definition"])),
+            styled(node["status"], STATUS_STYLES),
+            str(node["prompts"]),
+            f"{node['tokens_input'] + node['tokens_output']:,}",
+            money(node["total_cost_usd"]),
+            duration_text(node["started_at"], node["completed_at"]),
+        )
+        yield from _tree_rows(node["children"], depth + 1)
+
+
+def _tree_table(tree: list[dict[str, Any]], console: Console) -> Table:
+    return table(
+        "agents",
+        ["ID", "Agent", "Status", "Prompts", "Tokens", "Cost", "Duration"],
+        _tree_rows(tree),
+        console=console,
+        optional=["Duration", "Tokens"],
+    )
+
+
 @app.command()
 def costs(
     ctx: typer.Context,
@@ -538,18 +650,33 @@ def costs(
     since: Annotated[
         str | None, typer.Option(help="Only prompts from this date (YYYY-MM-DD, UTC) on.")
     ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="By session: the costliest sessions; by day: the latest days; at most this many.",
+        ),
+    ] = 50,
     database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Prompts' tokens and cost per session, model, agent type or day, with a grand total.
+    """Tokens and cost per session, model, agent type or day, with a grand total.
 
-    Each group's cost is rounded to $0.0001 and the total is the sum of those
-    rounded costs, so the rows add up to the total shown (in JSON too).
+    Cost is prompts' costs plus agents' own costs (tools, other non-model spend),
+    which count under no model, on the day their agent started. Each group's cost
+    is rounded to $0.0001, and the total is the sum of the rows shown (sessions or
+    days beyond --limit are one "other sessions" or "earlier days" row), in JSON too.
     """
 
     async def work(db: DatabaseManager) -> None:
         start = _since(since)
-        rows = await db.cost_totals(by.value.replace("-", "_"), since=start)
+        group = by.value.replace("-", "_")
+        limited = group in ("session", "day")
+        rows = await db.cost_totals(group, since=start, limit=limit if limited else None)
+        if limited and len(rows) == limit:  # there may be more
+            rest = _rest(rows, (await db.cost_totals(since=start))[0])
+            rows = rows + rest if group == "session" else rest + rows
         for row in rows:
             row["cost_usd"] = money_amount(row["cost_usd"])
         total = _cost_total(rows)
@@ -559,13 +686,31 @@ def costs(
         grid = table(
             f"costs by {by.value}" + (f" since {since}" if since else ""),
             [by.value, "Prompts", "Tokens in", "Tokens out", "Cost"],
-            (_cost_cells(row["key"] or "(none)", row) for row in rows),
+            (_cost_cells(_group_label(row, group), row) for row in rows),
         )
         grid.add_section()
         grid.add_row(*_cost_cells(styled("total", {"total": "bold"}), total))
         new_console().print(grid)
 
     _run(ctx, database, work)
+
+
+def _rest(shown: list[dict[str, Any]], grand: dict[str, Any]) -> list[dict[str, Any]]:
+    """The groups not shown, as one row (``rest``): the grand total less the rows
+    shown (costs taken as the whole nano-dollars the store adds them in)."""
+    names = ("prompts", "tokens_input", "tokens_output")
+    rest: dict[str, Any] = {name: grand[name] - sum(row[name] for row in shown) for name in names}
+    nano = round(grand["cost_usd"] * 1e9) - sum(round(row["cost_usd"] * 1e9) for row in shown)
+    if not any(rest.values()) and not nano:
+        return []
+    return [{"key": None, "rest": True, **rest, "cost_usd": nano / 1e9}]
+
+
+def _group_label(row: dict[str, Any], by: str) -> Any:
+    if row.get("rest"):
+        label = "(other sessions)" if by == "session" else "(earlier days)"
+        return styled(label, {label: "dim"})
+    return row["key"] or "(none)"
 
 
 def _cost_total(groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -893,22 +1038,106 @@ async def _definition_by_reference(db: DatabaseManager, reference: str) -> dict[
 
 # --- prune ------------------------------------------------------------------------------
 
+# How each table's rows are named in prune's sentences, in the order they are listed.
+PRUNED_ROWS = {
+    "agents": "agents",
+    "prompts": "prompts",
+    "orchestrator_chat": "chat messages",
+    "agent_logs": "agent logs",
+    "system_logs": "system logs",
+}
 
-def _days(value: float) -> float:
-    if not 0 <= value <= MAX_DAYS:  # also refuses NaN
+
+def _days(value: float | None) -> float | None:
+    if value is not None and not 0 <= value <= MAX_DAYS:  # also refuses NaN
         raise typer.BadParameter(f"{value:.10g} is not a number of days from 0 to {MAX_DAYS}")
     return value
+
+
+def _size(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--max-size'") from None
+
+
+def _pruned_text(report: PruneReport, policy: RetentionPolicy) -> str:
+    """``19 sessions, 57 agents, 285 prompts, 8 agent logs and 3 system logs``:
+    the log tables always, the others when rows of theirs go."""
+    parts = [f"{report.sessions} sessions"] if report.sessions else []
+    for name, label in PRUNED_ROWS.items():
+        count = report.rows.get(name, 0)
+        if count or name in ("agent_logs", "system_logs"):
+            parts.append(f"{count} {label}")
+    text = ", ".join(parts[:-1]) + f" and {parts[-1]}"
+    rules = []
+    if policy.agent_log_days is not None:
+        rules.append(f"older than {policy.agent_log_days:g} days")
+    if policy.session_days is not None:
+        rules.append(f"sessions older than {policy.session_days:g} days")
+    if policy.keep_sessions is not None:
+        rules.append(f"sessions beyond the newest {policy.keep_sessions}")
+    if policy.max_bytes is not None:
+        rules.append(f"to keep the file under {bytes_text(policy.max_bytes)}")
+    if not rules:
+        return text
+    if len(rules) == 1 and policy.agent_log_days is not None:
+        return f"{text} {rules[0]}"
+    return f"{text}; rules: " + ", ".join(
+        f"logs {rule}" if rule.startswith("older") else rule for rule in rules
+    )
 
 
 @app.command()
 def prune(
     ctx: typer.Context,
     older_than: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--older-than", metavar="DAYS", callback=_days, help=f"Age in days (0 to {MAX_DAYS})."
+            "--older-than",
+            metavar="DAYS",
+            callback=_days,
+            help=f"Agent and system logs older than DAYS days (0 to {MAX_DAYS}).",
         ),
-    ],
+    ] = None,
+    sessions_older_than: Annotated[
+        float | None,
+        typer.Option(
+            "--sessions-older-than",
+            metavar="DAYS",
+            callback=_days,
+            help="Sessions whose last agent started or finished more than DAYS days ago.",
+        ),
+    ] = None,
+    keep_sessions: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-sessions",
+            metavar="N",
+            min=0,
+            help="Keep the newest N sessions, delete the older ones.",
+        ),
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size",
+            metavar="SIZE",
+            help="SQLite: delete the oldest logs and sessions until the file's data fits "
+            "SIZE (500MB, 2GB, 1.5GiB).",
+        ),
+    ] = None,
+    vacuum: Annotated[
+        bool,
+        typer.Option(
+            "--vacuum",
+            help="SQLite: rewrite the file once (VACUUM) so that it shrinks and later prunes "
+            "shrink it too; needs free disk space about its size, and other processes' "
+            "writes wait while it runs.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count what would go (the default).")
     ] = False,
@@ -916,41 +1145,72 @@ def prune(
     database: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete agent and system logs older than DAYS days; a dry run unless --yes.
+    """Delete old history: logs by age, sessions by age or beyond the newest N, the
+    oldest of both above a size; a dry run unless --yes.
 
-    After deleting, checkpoints the WAL into the database file and truncates it.
+    A session is its agents with their prompts, logs and chat messages; one with an
+    agent still running is never deleted. Deletes go in small batches, so agents
+    keep writing meanwhile. Then the space comes back: SQLite hands free pages back
+    and checkpoints the WAL, so the file shrinks (a file made before the store
+    turned auto-vacuum on needs --vacuum once); PostgreSQL vacuums the tables so
+    that new rows reuse it.
     """
     if dry_run and yes:
         ctx.fail("--dry-run and --yes contradict each other: give one of them")
+    max_bytes = _size(max_size)
+    if (older_than, sessions_older_than, keep_sessions, max_bytes) == (None,) * 4 and not vacuum:
+        ctx.fail(
+            "nothing to prune: give --older-than, --sessions-older-than, --keep-sessions, "
+            "--max-size or --vacuum"
+        )
 
     async def work(db: DatabaseManager) -> None:
-        counts = await db.count_old_logs(older_than)
-        before = await db.storage()
-        report: dict[str, Any] = {"older_than_days": older_than, "dry_run": not yes, **counts}
-        if yes:
-            report["deleted"] = await db.cleanup_old_logs(older_than)
-            report["checkpoint_busy"] = bool((await db.checkpoint())["busy"])
-            after = await db.storage()
-            report["bytes_before"] = before["file_bytes"] + before["wal_bytes"]
-            report["bytes_after"] = after["file_bytes"] + after["wal_bytes"]
-            report["free_bytes"] = after["freelist_count"] * after["page_size"]
+        policy = RetentionPolicy(
+            agent_log_days=older_than,
+            system_log_days=older_than,
+            session_days=sessions_older_than,
+            keep_sessions=keep_sessions,
+            max_bytes=max_bytes,
+        )
+        pruned = await db.prune(policy, dry_run=not yes, vacuum=vacuum and yes)
+        report: dict[str, Any] = {
+            "older_than_days": older_than,
+            "sessions_older_than_days": sessions_older_than,
+            "keep_sessions": keep_sessions,
+            "vacuum": vacuum,
+            **{name: pruned.rows.get(name, 0) for name in ("agent_logs", "system_logs")},
+            **pruned.as_dict(),
+        }
         if as_json:
             _echo_json(report)
             return
         console = new_console()
-        what = f"{counts['agent_logs']} agent logs and {counts['system_logs']} system logs"
+        what = _pruned_text(pruned, policy)
         if not yes:
-            console.print(f"would delete {what} older than {older_than:g} days")
+            console.print(f"would delete {what}")
+            if vacuum:
+                console.print("would then rewrite the file (VACUUM)")
+            for note in pruned.notes:
+                console.print(f"note: {note}")
             console.print("dry run: nothing was deleted; run again with --yes to delete")
             return
-        console.print(f"deleted {report['deleted']} rows ({what} older than {older_than:g} days)")
+        console.print(f"deleted {pruned.deleted} rows ({what})")
+        if db.backend_name == "sqlite":
+            done = "WAL checkpointed and truncated" + (
+                ", partly: a reader was busy" if pruned.checkpoint_busy else ""
+            )
+            if vacuum:
+                done = f"file rewritten (VACUUM), {done}"
+        else:
+            done = "tables vacuumed" if pruned.deleted or vacuum else "nothing to vacuum"
         console.print(
-            f"on disk: {bytes_text(report['bytes_before'])} -> {bytes_text(report['bytes_after'])} "
-            "(WAL checkpointed and truncated"
-            + (", partly: a reader was busy" if report["checkpoint_busy"] else "")
-            + ")"
+            f"on disk: {bytes_text(pruned.bytes_before)} -> {bytes_text(pruned.bytes_after)} "
+            f"({done})"
         )
-        console.print(f"free inside the file for new rows: {bytes_text(report['free_bytes'])}")
+        if db.backend_name == "sqlite":
+            console.print(f"free inside the file for new rows: {bytes_text(pruned.free_bytes)}")
+        for note in pruned.notes:
+            console.print(f"note: {note}")
 
     _run(ctx, database, work)
 

@@ -25,6 +25,7 @@ from .location import PoolSettings, redact_url
 from .manager import JSON_COLUMNS, DatabaseManager
 from .postgres_backend import PostgresBackend
 from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, TABLES
+from .tables import TOTALS_TABLES
 
 __all__ = ["BATCH_SIZE", "copy_sqlite_to_postgres"]
 
@@ -90,6 +91,16 @@ async def _copy_table(
     return copied
 
 
+async def _settle(target: Backend) -> None:
+    """After a bulk copy: the totals' rows were rewritten once per copied row
+    inside one transaction, leaving their tables mostly dead versions that
+    every report would read through; rewrite them compactly (they are small),
+    and give the planner statistics for every table."""
+    totals = ", ".join(TOTALS_TABLES)
+    await target.execute(f"VACUUM (FULL, ANALYZE) {totals}", (), table="session_totals")
+    await target.execute("ANALYZE", (), table="agents")
+
+
 async def copy_sqlite_to_postgres(
     source_path: Path,
     url: str,
@@ -122,6 +133,7 @@ async def copy_sqlite_to_postgres(
             async with target.transaction():  # all or nothing
                 for table in TABLES:  # parents before children
                     copied[table] = await _copy_table(source, target, table, on_progress)
+            await _settle(target)
         finally:
             await target.close()
     return copied

@@ -72,7 +72,6 @@ async def _record_demo_session(db: DatabaseManager) -> tuple[str, str]:
                 latency_ms=1800,
                 completed_at=datetime.now(UTC),
             )
-            await db.add_agent_cost(agent, cost)
             await db.create_agent_log(agent, "INFO", "cost_update", f"+${cost}", {"usd": cost})
         await db.update_agent(agent, status="completed", completed_at=datetime.now(UTC))
         await db.create_agent_log(agent, "INFO", "state_change", "executing -> completed")
@@ -92,15 +91,14 @@ async def _report(db_path: str | None, demo: bool, default_database: str | Path 
         print(f"schema version: {await db.schema_version()}")
         if demo:
             session_id, workflow_id = await _record_demo_session(db)
-            agents = await db.list_agents(session_id)
+            agents = await db.agents_with_totals(await db.list_agents(session_id))
             print(f"recorded session {session_id}:")
             for agent in reversed(agents):
-                prompts = await db.list_prompts(agent["id"])
-                tokens = sum(p["tokens_input"] + p["tokens_output"] for p in prompts)
+                tokens = agent["tokens_input"] + agent["tokens_output"]
                 # An id's random end: time-ordered ids made together share their start.
                 print(
-                    f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={len(prompts)} "
-                    f"tokens={tokens} cost=${agent['cost_usd']:.4f}"
+                    f"  agent {agent['id'][-8:]} {agent['status']:<9} prompts={agent['prompts']} "
+                    f"tokens={tokens} cost=${agent['total_cost_usd']:.4f}"
                 )
             workflow = await db.get_workflow(workflow_id)
             assert workflow is not None  # recorded just now

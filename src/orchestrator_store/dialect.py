@@ -19,7 +19,6 @@ from .tables import LOG_TABLES, TABLES
 
 __all__ = [
     "COLUMNS",
-    "COST_GROUPS",
     "GENERATED_IDS",
     "POSTGRES",
     "SQLITE",
@@ -44,7 +43,6 @@ class Dialect:
     insertion_order: Callable[[str], str]
     unbounded_limit: str  # what LIMIT takes when only an OFFSET is wanted
     day_of: Callable[[str], str]  # a timestamp column -> its UTC day as YYYY-MM-DD text
-    greatest: str  # the function that returns the largest of its arguments
     # Appended to an INSERT into a GENERATED_IDS table when the driver has no
     # lastrowid: the backend reads the new id from the one row it returns.
     returning_id: str
@@ -58,7 +56,6 @@ SQLITE = Dialect(
     unbounded_limit="-1",
     # Timestamps are fixed-width UTC text, so the day is their first ten characters.
     day_of=lambda column: f"substr({column}, 1, 10)",
-    greatest="max",
     returning_id="",
     as_text=lambda column: column,
 )
@@ -71,19 +68,9 @@ POSTGRES = Dialect(
     insertion_order=lambda table: "id" if table in GENERATED_IDS else "row_order",
     unbounded_limit="ALL",
     day_of=lambda column: f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-    greatest="greatest",
     returning_id=" RETURNING id",
     as_text=lambda column: f"{column}::text",
 )
-
-# What cost_totals may group by: a fixed allow-list of expressions over
-# prompts p, joined to agents a and orchestrator_agents o.
-COST_GROUPS: dict[str, Callable[[Dialect], str]] = {
-    "session": lambda _dialect: "a.session_id",
-    "model": lambda _dialect: "p.model_used",
-    "agent_type": lambda _dialect: "o.agent_type",
-    "day": lambda dialect: dialect.day_of("p.created_at"),
-}
 
 OPERATORS = ("=", "<", "<=", ">", ">=", "IN", "LIKE")
 
@@ -244,54 +231,6 @@ class SqlBuilder:
     def count_matching(self, table: str, conditions: Sequence[Condition]) -> str:
         _checked_conditions(table, conditions)
         return f"SELECT count(*) AS n FROM {table}" + self._where(conditions, self._marks())
-
-    def session_summaries(self, *, limit: bool) -> str:
-        """One row per session, aggregated in SQL: prompts are summed per agent
-        first, so joining them never counts an agent twice."""
-        latest = self.dialect.greatest
-        sql = (
-            "SELECT a.session_id AS session_id, count(*) AS agents,"
-            " sum(CASE WHEN a.status = 'failed' THEN 1 ELSE 0 END) AS failed_agents,"
-            " sum(CASE WHEN a.completed_at IS NULL AND a.status NOT IN"
-            " ('completed', 'failed', 'cancelled') THEN 1 ELSE 0 END) AS active_agents,"
-            " coalesce(sum(p.prompts), 0) AS prompts,"
-            " coalesce(sum(p.failed_prompts), 0) AS failed_prompts,"
-            " coalesce(sum(p.tokens_input), 0) AS tokens_input,"
-            " coalesce(sum(p.tokens_output), 0) AS tokens_output,"
-            " coalesce(sum(p.cost_usd), 0) AS cost_usd,"
-            " min(a.started_at) AS first_activity,"
-            f" max({latest}(a.started_at, coalesce(a.completed_at, a.started_at),"
-            " coalesce(p.last_activity, a.started_at))) AS last_activity"
-            " FROM agents a LEFT JOIN ("
-            "SELECT agent_id, count(*) AS prompts,"
-            " sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed_prompts,"
-            " sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,"
-            " sum(cost_usd) AS cost_usd,"
-            f" max({latest}(created_at, coalesce(completed_at, created_at))) AS last_activity"
-            " FROM prompts GROUP BY agent_id) p ON p.agent_id = a.id"
-            " GROUP BY a.session_id ORDER BY last_activity DESC, a.session_id"
-        )
-        if limit:
-            sql += f" LIMIT {self.dialect.placeholder(1)}"
-        return sql
-
-    def cost_totals(self, group: str | None, *, since: bool) -> str:
-        """Prompts' tokens and cost, per ``group`` (a key of ``COST_GROUPS``) or
-        in total; ``since`` binds the earliest prompt time."""
-        key = COST_GROUPS[group](self.dialect) if group is not None else "NULL"
-        sql = (
-            f"SELECT {key} AS key, count(*) AS prompts,"
-            " coalesce(sum(p.tokens_input), 0) AS tokens_input,"
-            " coalesce(sum(p.tokens_output), 0) AS tokens_output,"
-            " coalesce(sum(p.cost_usd), 0) AS cost_usd"
-            " FROM prompts p JOIN agents a ON a.id = p.agent_id"
-            " JOIN orchestrator_agents o ON o.id = a.orchestrator_agent_id"
-        )
-        if since:
-            sql += f" WHERE p.created_at >= {self.dialect.placeholder(1)}"
-        if group is not None:
-            sql += f" GROUP BY {key} ORDER BY {key}"
-        return sql
 
     def log_bounds(self) -> str:
         """The first and last time and the highest id of both log tables, in

@@ -108,6 +108,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from . import retention
 from .backend import Backend
 from .dialect import Condition, SqlBuilder
 from .errors import (
@@ -151,6 +152,7 @@ from .models import (
     PromptUpdate,
     ReadOnlyQuery,
     RetentionAge,
+    RetentionPolicy,
     SystemLogCreate,
     SystemLogQuery,
     TableScan,
@@ -165,6 +167,7 @@ from .models import (
 )
 from .ownership import Transaction
 from .reports import Reports
+from .retention import PruneReport
 from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH
 from .sqlite_backend import READER_MMAP_BYTES, SQLiteBackend
 from .tables import LOG_TABLES, TABLES
@@ -229,6 +232,7 @@ class DatabaseManager:
         pool: PoolSettings | None = None,
         default_database: str | os.PathLike[str] | None = None,
         read_mmap_bytes: int = READER_MMAP_BYTES,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         """``db_path``: a SQLite file path, a ``sqlite:///`` URL or a
         ``postgresql://`` URL; when it is ``None``, ``$ORCHESTRATOR_DATABASE_URL``,
@@ -236,7 +240,11 @@ class DatabaseManager:
         configured database), else ``orchestrator.db`` in the current folder.
         ``busy_timeout``, ``synchronous`` and ``read_mmap_bytes`` (how much of the
         file each reader maps, 256 MiB; 0 copies pages instead, keeping the mapped
-        file out of the process's RSS) apply to SQLite, ``pool`` to PostgreSQL."""
+        file out of the process's RSS) apply to SQLite, ``pool`` to PostgreSQL.
+        ``retention`` (off unless given): a ``RetentionPolicy`` with ``every``
+        seconds, which ``prune()`` applies in a background task from
+        ``connect()`` (the first run at once) until ``close()``; a failed run
+        is logged, never raised (see ``retention``)."""
         database = resolve_database(db_path, default=default_database)
         self._backend: Backend
         if isinstance(database, Path):
@@ -262,6 +270,7 @@ class DatabaseManager:
         self._sql = SqlBuilder(self._backend.dialect)
         self._reports = Reports(self._backend, self._sql, self._require_open)
         self._closed = False
+        self._retention = self._automatic_retention(retention)
 
     @property
     def backend_name(self) -> str:
@@ -280,11 +289,15 @@ class DatabaseManager:
         if not self._backend.is_open:
             await self._backend.open()
             self._closed = False
+            if self._retention is not None:
+                self._retention.start()
 
     async def close(self) -> None:
         """Close every connection; ``connect()`` opens the store again. Does
         nothing when not open."""
         if self._backend.is_open:
+            if self._retention is not None:
+                await self._retention.stop()
             await self._backend.close()
             self._closed = True
 
@@ -329,15 +342,9 @@ class DatabaseManager:
         return await self._backend.schema_version()
 
     async def count_rows(self) -> dict[str, int]:
-        """Rows per table: table name -> count, in schema order."""
-        self._require_open()
-        counts = {}
-        for table in TABLES:
-            rows = await self._backend.fetch_all(
-                self._sql.count_matching(table, []), (), table=table
-            )
-            counts[table] = int(rows[0]["n"])
-        return counts
+        """Rows per table: table name -> count, in schema order (kept by
+        triggers, so read at once however many rows there are)."""
+        return await self._reports.count_rows()
 
     # --- orchestrator_agents ---------------------------------------------------
 
@@ -521,10 +528,22 @@ class DatabaseManager:
         status: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        session_id: str | None = None,
     ) -> list[Row]:
-        """Prompts, oldest first, of an agent and a ``status`` (one of
-        ``PROMPT_STATUSES``) when given; ``limit`` and ``offset`` page them."""
+        """Prompts, oldest first, of an agent (or of every agent of a session:
+        ``session_id``, not both) and a ``status`` (one of ``PROMPT_STATUSES``)
+        when given; ``limit`` and ``offset`` page them."""
         table = "prompts"
+        if session_id is not None:
+            if agent_id is not None:
+                raise ValidationError(
+                    "prompts: give agent_id or session_id, not both",
+                    table=table,
+                    field="session_id",
+                )
+            return await self._reports.session_prompts(
+                session_id, status=status, limit=limit, offset=offset
+            )
         query = self._parse(
             PromptQuery, table, agent_id=agent_id, status=status, limit=limit, offset=offset
         )
@@ -948,19 +967,62 @@ class DatabaseManager:
 
     async def session_summaries(self, *, limit: int | None = None) -> list[Row]:
         """One row per session, most recently active first, at most ``limit``:
-        ``session_id``, ``agents``, ``active_agents``, ``failed_agents``,
+        ``session_id``, ``agents``, ``failed_agents``, ``active_agents``,
         ``prompts``, ``failed_prompts``, ``tokens_input``, ``tokens_output``,
-        ``cost_usd`` (the sum of its prompts' costs), ``first_activity``,
-        ``last_activity``."""
+        ``cost_usd`` (its agents' own costs plus its prompts' costs: the cost
+        rule), ``first_activity`` (its first agent's start) and ``last_activity``
+        (the latest start or end of its agents and prompts). Read from totals
+        the triggers keep: the same time at any history size."""
         return await self._reports.session_summaries(limit=limit)
 
-    async def cost_totals(self, by: str | None = None, *, since: Any = None) -> list[Row]:
-        """Prompts' ``prompts``, ``tokens_input``, ``tokens_output`` and
-        ``cost_usd`` per ``key``, ordered by key: ``by`` is one of "session",
-        "model", "agent_type" or "day" (UTC); ``None`` gives one row of grand
-        totals. ``since`` (aware datetime or ISO string) keeps prompts created
-        then or later."""
-        return await self._reports.cost_totals(by, since=since)
+    async def session_summary(self, session_id: str) -> Row | None:
+        """One session's row of ``session_summaries``, or ``None`` when no agent
+        has that ``session_id``."""
+        return await self._reports.session_summary(session_id)
+
+    async def session_tree(self, session_id: str) -> list[Row]:
+        """A session's agents as a tree: its root agents (no parent in the
+        session), each with ``children`` (in start order), every agent with its
+        prompts' sums (``prompts``, ``failed_prompts``, ``tokens_input``,
+        ``tokens_output``, ``prompts_cost_usd``) and ``total_cost_usd`` (its own
+        ``cost_usd`` plus its prompts'), its definition's ``definition`` (name)
+        and ``agent_type``. Empty when the session has no agents."""
+        return await self._reports.session_tree(session_id)
+
+    async def agent_totals(self, agent_id: str) -> Row | None:
+        """An agent's row with its prompts' sums and total cost, as each agent
+        of ``session_tree`` has them; ``None`` when there is no such agent."""
+        agent = await self.get_agent(agent_id)
+        if agent is None:
+            return None
+        return (await self._reports.agents_with_totals([agent]))[0]
+
+    async def agents_with_totals(self, agents: list[Row]) -> list[Row]:
+        """Rows of ``list_agents`` (or ``get_agent``), each with its prompts'
+        sums and total cost (see ``agent_totals``), in one query per 500."""
+        return await self._reports.agents_with_totals(agents)
+
+    async def cost_totals(
+        self,
+        by: str | None = None,
+        *,
+        since: Any = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        """``prompts``, ``tokens_input``, ``tokens_output`` and ``cost_usd`` per
+        ``key``: ``by`` is one of "session", "model", "agent_type" or "day"
+        (UTC); ``None`` gives one row of grand totals. Ordered by key (``None``
+        first); ``limit`` keeps the costliest sessions (costliest first) or the
+        latest days.
+
+        The cost rule: cost is prompts' costs plus agents' own costs
+        (``agents.cost_usd``: tools and other non-model spend). An agent's own
+        cost counts under no model (key ``None``) and on the UTC day the agent
+        started; ``since`` (aware datetime or ISO string) keeps prompts
+        created and agents started then or later. ``session_id`` keeps one
+        session. Sums are exact: costs are added as whole nano-dollars."""
+        return await self._reports.cost_totals(by, since=since, session_id=session_id, limit=limit)
 
     async def log_bounds(self) -> Row:
         """``first`` and ``last`` log time over both log tables (None when both
@@ -1054,18 +1116,71 @@ class DatabaseManager:
 
     async def cleanup_old_logs(self, days: float = 30) -> int:
         """Delete agent and system logs older than ``days`` days (30 unless
-        given, as in the original module), in one transaction; return how many
-        rows went."""
-        cutoff = self._retention_cutoff(days)
+        given, as in the original module); return how many rows went. Rows go
+        in batches, each its own short transaction (inside ``transaction()``
+        they all join the block). ``prune()`` does this and more."""
+        age = self._parse(RetentionAge, "logs", days=days)
         self._require_open()
-        deleted = 0
-        async with self._backend.transaction():
-            for table in LOG_TABLES:
-                sql = self._sql.delete_older_than(table, TABLES[table].time_column)
-                result = await self._backend.execute(sql, (cutoff,), table=table)
-                deleted += result.rowcount
-        logger.debug("cleanup_old_logs: %s rows older than %s deleted", deleted, cutoff)
+        deleted = await retention.delete_old_logs(self._backend, age.days)
+        logger.debug("cleanup_old_logs: %s rows older than %s days deleted", deleted, age.days)
         return deleted
+
+    async def prune(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, vacuum: bool = False
+    ) -> PruneReport:
+        """Apply a ``RetentionPolicy``: logs by age, sessions by age or beyond
+        the newest N, and on SQLite a cap on the file's size (the oldest logs
+        and sessions go first); a session with an agent still running is never
+        deleted. Deletes run in batches of ``policy.batch_rows``, each its own
+        short transaction, so other writers go on meanwhile; then the space
+        comes back (SQLite: free pages handed back in steps and the WAL
+        truncated; PostgreSQL: a plain ``VACUUM`` of the tables deleted from).
+        ``dry_run`` only counts. ``vacuum`` (SQLite) rewrites the file once,
+        which shrinks a file made before incremental auto-vacuum and switches
+        it over, holding the write lock while it runs. Call it outside
+        ``transaction()``. Returns a ``PruneReport``; see ``retention``."""
+        if not isinstance(policy, RetentionPolicy):
+            raise ValidationError(
+                f"retention.policy: a RetentionPolicy, got {type(policy).__name__}",
+                table="retention",
+                field="policy",
+            )
+        for name, flag in (("dry_run", dry_run), ("vacuum", vacuum)):
+            if not isinstance(flag, bool):
+                raise ValidationError(
+                    f"retention.{name}: True or False, got {type(flag).__name__}",
+                    table="retention",
+                    field=name,
+                )
+        if dry_run and vacuum:
+            raise ValidationError(
+                "retention.vacuum: a dry run rewrites nothing: give dry_run or vacuum",
+                table="retention",
+                field="vacuum",
+            )
+        self._require_open()
+        return await retention.prune(self._backend, policy, dry_run=dry_run, vacuum=vacuum)
+
+    def _automatic_retention(
+        self, policy: RetentionPolicy | None
+    ) -> retention.AutomaticRetention | None:
+        if policy is None:
+            return None
+        if not isinstance(policy, RetentionPolicy) or policy.every is None:
+            kind = isinstance(policy, RetentionPolicy)
+            given = "one without every" if kind else type(policy).__name__
+            raise ValidationError(
+                f"retention: a RetentionPolicy with every=SECONDS between runs, got {given}",
+                table="retention",
+                field="every",
+            )
+        if policy.max_bytes is not None and self.db_path is None:
+            raise ValidationError(
+                "retention.max_bytes: caps a SQLite file, and this store is on PostgreSQL",
+                table="retention",
+                field="max_bytes",
+            )
+        return retention.AutomaticRetention(lambda: self.prune(policy), policy.every, self.location)
 
     # --- the original module's helpers -----------------------------------------
 

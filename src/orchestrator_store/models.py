@@ -109,6 +109,8 @@ __all__ = [
     "PromptUpdate",
     "ReadOnlyQuery",
     "RetentionAge",
+    "RetentionPolicy",
+    "SessionId",
     "SessionQuery",
     "SystemLog",
     "SystemLogCreate",
@@ -645,6 +647,21 @@ class SessionQuery(_Model):
 class CostQuery(_Model):
     by: CostGroup | None = None
     since: InputTimestamp | None = None
+    session_id: Name | None = None
+    limit: Limit | None = None
+
+    @model_validator(mode="after")
+    def _limit_ranks_sessions_or_days(self) -> CostQuery:
+        if self.limit is not None and self.by not in ("session", "day"):
+            raise ValueError(
+                "limit keeps the costliest sessions or the latest days: "
+                "it needs by='session' or by='day'"
+            )
+        return self
+
+
+class SessionId(_Model):
+    session_id: Name
 
 
 class LogCursor(_Model):
@@ -793,3 +810,50 @@ def _translated(
             message = "unknown field"
         problems.append(f"{prefix}.{field}: {message}")
     return ValidationError("; ".join(problems), table=table, field=first_field)
+
+
+# --- retention (``DatabaseManager.prune``) ---------------------------------------
+
+Days = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+MAX_RETENTION_EVERY = 366 * 86_400.0  # a year between automatic runs is as rare as it gets
+
+
+class RetentionPolicy(_Model):
+    """What ``DatabaseManager.prune`` deletes; every rule is optional and
+    rules add up (a row goes when any rule says so). See ``retention``.
+
+    * ``agent_log_days``, ``system_log_days``: logs older than that many days.
+    * ``session_days``: sessions (agents sharing a ``session_id``, with their
+      prompts, logs and chat messages) whose last activity is older.
+    * ``keep_sessions``: keep the newest N sessions, delete the older ones.
+    * ``max_bytes``: keep the SQLite file's pages in use under this size,
+      deleting the oldest logs and sessions first.
+    * ``every``: seconds between automatic runs (``DatabaseManager(...,
+      retention=...)``); ``prune()`` itself ignores it.
+    * ``batch_rows``: the most rows one DELETE removes (one short transaction).
+
+    A session with an agent still running is never deleted. Bad values raise
+    the store's ``ValidationError`` naming the field."""
+
+    agent_log_days: Days | None = None
+    system_log_days: Days | None = None
+    session_days: Days | None = None
+    keep_sessions: Count | None = None
+    max_bytes: Limit | None = None
+    every: (
+        Annotated[float, Field(strict=True, gt=0, le=MAX_RETENTION_EVERY, allow_inf_nan=False)]
+        | None
+    ) = None
+    batch_rows: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 1000
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _translated(exc, "retention") from None
+
+    @property
+    def deletes_anything(self) -> bool:
+        """Whether any rule is set (``every`` and ``batch_rows`` are not rules)."""
+        rules = ("agent_log_days", "system_log_days", "session_days", "keep_sessions", "max_bytes")
+        return any(getattr(self, name) is not None for name in rules)

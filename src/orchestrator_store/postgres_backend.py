@@ -70,7 +70,7 @@ from .errors import (
 from .location import PoolSettings, pool_from_url, redact_text, redact_url
 from .models import format_timestamp
 from .ownership import TaskTransactions, Transaction
-from .schema import LATEST_VERSION, TABLES, postgres_script_to_upgrade
+from .schema import LATEST_VERSION, TABLES, postgres_scripts_to_upgrade
 from .shield import run_to_completion
 
 __all__ = ["PostgresBackend"]
@@ -465,7 +465,14 @@ class PostgresBackend:
         logger.debug("closed %s", self.location)
 
     async def _read_version(self, connection: Any) -> int:
-        exists = await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", VERSION_TABLE)
+        # pg_tables, read with the statement's snapshot, sees a table another
+        # process committed while this one waited for the migration lock;
+        # to_regclass() may answer from a catalog cache that has not caught up.
+        exists = await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = $1)",
+            VERSION_TABLE,
+        )
         if not exists:
             return 0
         version = await connection.fetchval(f"SELECT version FROM {VERSION_TABLE}")
@@ -491,14 +498,17 @@ class PostgresBackend:
                 "(the database was left untouched)"
             )
 
-    async def _upgrade(self, connection: Any, version: int) -> None:
-        script = postgres_script_to_upgrade(version, self.schema_path)
+    async def _run_script(self, connection: Any, script: str) -> None:
         try:
             await connection.execute(script)
         except asyncpg.PostgresError as exc:
             if isinstance(exc, CONNECTION_LOST):
                 raise
             raise SchemaError(f"invalid schema file {self.schema_path}: {exc}") from exc
+
+    async def _upgrade(self, connection: Any, version: int) -> None:
+        first, *rest = postgres_scripts_to_upgrade(version, self.schema_path)
+        await self._run_script(connection, first)
         present = {
             row["tablename"]
             for row in await connection.fetch(
@@ -510,6 +520,8 @@ class PostgresBackend:
             raise SchemaError(
                 f"invalid schema file {self.schema_path}: it does not create {', '.join(missing)}"
             )
+        for script in rest:
+            await self._run_script(connection, script)
         await connection.execute(
             f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} ("
             " one_row BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one_row),"

@@ -1,14 +1,18 @@
-"""Reports: the read-only views the command line shows, aggregated in SQL.
+"""Reports: the read-only views the command line shows.
 
 ``Reports`` answers them for ``DatabaseManager``, which owns one and delegates
 its report methods to it (their contracts are documented there). It needs only
-what it is given: the backend, the SQL builder of its dialect and the
-manager's open check, so both backends answer alike.
+what it is given: the backend, the SQL builders of its dialect and the
+manager's open check, so both backends answer alike. Sessions, costs and row
+counts are read from the totals the triggers keep (``totals_sql``), so they
+take the same time at any history size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from .backend import Backend
@@ -17,15 +21,19 @@ from .errors import ValidationError
 from .json_codec import decode_json_columns
 from .models import (
     LOG_LEVELS,
+    MAX_INTEGER,
     AgentIdPrefix,
     AgentIdSuffix,
     CostQuery,
     LogCursor,
     LogQuery,
+    PromptQuery,
+    SessionId,
     SessionQuery,
     parse_input,
 )
 from .tables import LOG_TABLES, TABLES
+from .totals_sql import TotalsSql
 
 __all__ = ["Reports"]
 
@@ -97,21 +105,120 @@ class Reports:
         backend is not open; it runs after validation, before any SQL."""
         self._backend = backend
         self._sql = sql
+        self._totals = TotalsSql(backend.dialect)
         self._require_open = require_open
 
     async def session_summaries(self, *, limit: int | None) -> list[Row]:
         query = parse_input(SessionQuery, "agents", {"limit": limit})
         self._require_open()
-        sql = self._sql.session_summaries(limit=query.limit is not None)
-        params = [query.limit] if query.limit is not None else []
-        return await self._backend.fetch_all(sql, params, table="agents")
+        if query.limit is None:
+            rows = await self._read(self._totals.all_sessions(), ())
+        else:
+            rows = await self._read(self._totals.latest_sessions(), (query.limit,))
+        return [_in_dollars(row) for row in rows]
 
-    async def cost_totals(self, by: str | None, *, since: Any) -> list[Row]:
-        query = parse_input(CostQuery, "prompts", {"by": by, "since": since})
+    async def session_summary(self, session_id: str) -> Row | None:
+        query = parse_input(SessionId, "agents", {"session_id": session_id})
         self._require_open()
-        sql = self._sql.cost_totals(query.by, since=query.since is not None)
-        params = [query.since] if query.since is not None else []
-        return await self._backend.fetch_all(sql, params, table="prompts")
+        rows = await self._read(self._totals.one_session(), (query.session_id,))
+        return _in_dollars(rows[0]) if rows else None
+
+    async def cost_totals(
+        self, by: str | None, *, since: Any, session_id: str | None, limit: int | None
+    ) -> list[Row]:
+        query = parse_input(
+            CostQuery,
+            "prompts",
+            {"by": by, "since": since, "session_id": session_id, "limit": limit},
+        )
+        self._require_open()
+        if query.session_id is not None:  # one session's rows: bounded by its size
+            groups = await self._raw_costs(query.by, query.session_id, query.since, None)
+        elif query.since is None:
+            groups = await self._costs_from_totals(query.by, None, query.limit)
+        elif _starts_a_day(query.since):
+            groups = await self._costs_from_totals(query.by, query.since[:10], query.limit)
+        else:  # the cut day from its rows, the days after it from the totals
+            next_day = _next_day(query.since)
+            groups = await self._raw_costs(query.by, None, query.since, next_day)
+            if next_day is not None:
+                groups += await self._costs_from_totals(query.by, next_day[:10], None)
+        return _cost_groups(groups, query.by, query.limit)
+
+    async def _costs_from_totals(
+        self, by: str | None, first_day: str | None, limit: int | None
+    ) -> list[Row]:
+        if by == "day" and first_day is None and limit is not None:
+            return await self._read(self._totals.latest_days(), (limit,))
+        if by not in ("session", "day") and first_day is None:
+            return await self._read(self._totals.model_costs(by), ())
+        if by != "session":
+            sql = self._totals.daily_costs(by, since=first_day is not None)
+            return await self._read(sql, () if first_day is None else (first_day,))
+        if first_day is not None:
+            if limit is not None:
+                sql = self._totals.session_costs_since(most_expensive=True)
+                return await self._read(sql, (first_day, limit))
+            sql = self._totals.session_costs_since(most_expensive=False)
+            return await self._read(sql, (first_day,))
+        if limit is not None:
+            return await self._read(self._totals.session_costs(most_expensive=True), (limit,))
+        return await self._read(self._totals.session_costs(most_expensive=False), ())
+
+    async def _raw_costs(
+        self, by: str | None, session_id: str | None, since: str | None, before: str | None
+    ) -> list[Row]:
+        sql = self._totals.raw_costs(
+            by, session=session_id is not None, since=since is not None, before=before is not None
+        )
+        once = [value for value in (session_id, since, before) if value is not None]
+        return await self._read(sql, [*once, *once])
+
+    async def agents_with_totals(self, agents: list[Row]) -> list[Row]:
+        """``agents`` (rows of the agents table), each with its prompts' sums
+        and its total cost: ``prompts``, ``failed_prompts``, ``tokens_input``,
+        ``tokens_output``, ``prompts_cost_usd`` and ``total_cost_usd`` (its own
+        ``cost_usd`` plus its prompts')."""
+        _check_agent_rows(agents)
+        self._require_open()
+        sums: dict[str, Row] = {}
+        ids = [str(agent["id"]) for agent in agents]
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ids[start : start + _IDS_PER_QUERY]
+            for row in await self._read(self._totals.agents_prompt_sums(len(chunk)), chunk):
+                sums[str(row["agent_id"])] = row
+        return [_with_totals(agent, sums.get(str(agent["id"]))) for agent in agents]
+
+    async def session_tree(self, session_id: str) -> list[Row]:
+        query = parse_input(SessionId, "agents", {"session_id": session_id})
+        self._require_open()
+        rows = await self._read(self._totals.session_agents(), (query.session_id,))
+        agents = await self.agents_with_totals(_decoded("agents", rows))
+        return _as_tree(agents)
+
+    async def session_prompts(
+        self, session_id: str, *, status: str | None, limit: int | None, offset: int
+    ) -> list[Row]:
+        query = parse_input(SessionId, "prompts", {"session_id": session_id})
+        page = parse_input(
+            PromptQuery, "prompts", {"status": status, "limit": limit, "offset": offset}
+        )
+        self._require_open()
+        sql = self._totals.session_prompts(status=page.status is not None)
+        size = page.limit if page.limit is not None else MAX_INTEGER
+        params = [query.session_id, *([page.status] if page.status else []), size, page.offset]
+        return _decoded("prompts", await self._read(sql, params))
+
+    async def count_rows(self) -> dict[str, int]:
+        self._require_open()
+        counted = {
+            row["table_name"]: int(row["n"])
+            for row in await self._read(self._totals.row_counts(), ())
+        }
+        return {table: counted.get(table, 0) for table in TABLES}
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return await self._backend.fetch_all(sql, params, table="agents")
 
     async def log_bounds(self) -> Row:
         """Both log tables' bounds, read in one statement (so in one snapshot)."""
@@ -236,3 +343,126 @@ class Reports:
 
 def _decoded(table: str, rows: list[Row]) -> list[Row]:
     return decode_json_columns(rows, TABLES[table].json_columns)
+
+
+_IDS_PER_QUERY = 500  # bound parameters per statement, well under both drivers' limits
+NANO = 1_000_000_000  # nano-dollars a dollar
+
+
+def _dollars(nano: Any) -> float:
+    """Whole nano-dollars as dollars: the nearest float, so 300000000 is 0.3."""
+    return int(nano) / NANO
+
+
+def _nano_of(row: Row) -> int:
+    """A row's cost in nano-dollars: ``cost_nano``, plus ``cost_whole`` dollars
+    where a sum was split so as not to overflow (see ``totals_sql``)."""
+    return int(row.get("cost_whole") or 0) * NANO + int(row["cost_nano"] or 0)
+
+
+def _in_dollars(row: Row) -> Row:
+    row = dict(row)
+    row["cost_usd"] = _dollars(_nano_of(row))
+    del row["cost_nano"]
+    row.pop("cost_whole", None)
+    return row
+
+
+def nano_dollars(cost: float) -> int:
+    """A cost in whole nano-dollars, rounded half away from zero as the
+    triggers' SQL rounds it (Python's round() would round half to even)."""
+    return math.floor(cost * NANO + 0.5)
+
+
+def _starts_a_day(moment: str) -> bool:
+    return moment[10:] == "T00:00:00.000000+00:00"
+
+
+def _next_day(moment: str) -> str | None:
+    """The start of the UTC day after ``moment``'s; ``None`` after the last day."""
+    try:
+        day = datetime.fromisoformat(moment[:10]) + timedelta(days=1)
+    except OverflowError:
+        return None
+    return day.date().isoformat() + "T00:00:00.000000+00:00"
+
+
+def _cost_groups(rows: list[Row], by: str | None, limit: int | None) -> list[Row]:
+    """Groups of several sources merged by key, in dollars; by key (None first),
+    or with ``limit``: the costliest sessions first, or the latest days (in
+    order). ``by`` None: one row."""
+    merged: dict[Any, Row] = {}
+    for row in rows:
+        key = row["key"]
+        group = merged.setdefault(
+            key, {"key": key, "prompts": 0, "tokens_input": 0, "tokens_output": 0, "cost_nano": 0}
+        )
+        for name in ("prompts", "tokens_input", "tokens_output"):
+            group[name] += int(row[name] or 0)
+        group["cost_nano"] += _nano_of(row)
+    if by is None:
+        total = merged.get(None) or {
+            "key": None,
+            "prompts": 0,
+            "tokens_input": 0,
+            "tokens_output": 0,
+            "cost_nano": 0,
+        }
+        return [_in_dollars(total)]
+    groups = [g for g in merged.values() if g["prompts"] or g["cost_nano"]]
+    if by == "session" and limit is not None:  # the costliest sessions first
+        groups.sort(key=lambda g: (g["cost_nano"], g["key"]), reverse=True)
+        groups = groups[:limit]
+    else:
+        groups.sort(key=lambda g: (g["key"] is not None, g["key"] or ""))
+        if by == "day" and limit is not None:  # the latest days, in order
+            groups = groups[-limit:]
+    return [_in_dollars(group) for group in groups]
+
+
+def _check_agent_rows(agents: Any) -> None:
+    """Rows as ``list_agents`` gives them, or a clear error (not a KeyError)."""
+    problem = None
+    if not isinstance(agents, list):
+        problem = f"a list of agent rows, got {type(agents).__name__}"
+    else:
+        for agent in agents:
+            cost = agent.get("cost_usd") if isinstance(agent, Mapping) else None
+            if not isinstance(agent, Mapping) or not isinstance(agent.get("id"), str):
+                problem = "agent rows (as list_agents gives them), each with its id"
+            elif isinstance(cost, bool) or not isinstance(cost, int | float):
+                problem = "agent rows with their cost_usd"
+            elif not math.isfinite(cost) or cost < 0:
+                problem = f"agent rows with their cost_usd, got {cost!r}"
+            if problem:
+                break
+    if problem:
+        raise ValidationError(f"agents: expected {problem}", table="agents", field="agents")
+
+
+def _with_totals(agent: Row, sums: Row | None) -> Row:
+    prompts_nano = _nano_of(sums) if sums else 0
+    own_nano = nano_dollars(float(agent["cost_usd"]))
+    return {
+        **agent,
+        "prompts": int(sums["prompts"]) if sums else 0,
+        "failed_prompts": int(sums["failed_prompts"]) if sums else 0,
+        "tokens_input": int(sums["tokens_input"]) if sums else 0,
+        "tokens_output": int(sums["tokens_output"]) if sums else 0,
+        "prompts_cost_usd": _dollars(prompts_nano),
+        "total_cost_usd": _dollars(prompts_nano + own_nano),
+    }
+
+
+def _as_tree(agents: list[Row]) -> list[Row]:
+    """Agents nested under their parents (``children``, in start order); an
+    agent whose parent is not in the session is a root."""
+    by_id = {str(agent["id"]): {**agent, "children": []} for agent in agents}
+    roots = []
+    for agent in by_id.values():
+        parent = agent["parent_agent_id"]
+        if parent is not None and str(parent) in by_id and str(parent) != str(agent["id"]):
+            by_id[str(parent)]["children"].append(agent)
+        else:
+            roots.append(agent)
+    return roots

@@ -24,10 +24,14 @@ __all__ = [
     "DEFAULT_SCHEMA_PATH",
     "LATEST_VERSION",
     "MIGRATIONS",
+    "POSTGRES_TOTALS_PATH",
     "TABLES",
+    "TOTALS_FILL_POSTGRES",
+    "TOTALS_FILL_SQLITE",
+    "TOTALS_PATH",
     "Migration",
     "load_schema",
-    "postgres_script_to_upgrade",
+    "postgres_scripts_to_upgrade",
     "split_statements",
     "statements_to_upgrade",
 ]
@@ -35,6 +39,10 @@ __all__ = [
 # Package data beside this module, never relative to the current directory.
 DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parent / "sql" / "schema_orchestrator.sql"
 DEFAULT_POSTGRES_SCHEMA_PATH = DEFAULT_SCHEMA_PATH.with_name("schema_orchestrator_postgres.sql")
+# The derived tables the reports read and the triggers that keep them (version 3 on):
+# applied after whichever schema file a database gets.
+TOTALS_PATH = DEFAULT_SCHEMA_PATH.with_name("totals_orchestrator.sql")
+POSTGRES_TOTALS_PATH = DEFAULT_SCHEMA_PATH.with_name("totals_orchestrator_postgres.sql")
 
 TABLES: tuple[str, ...] = tuple(tables.TABLES)  # the names, in schema order
 
@@ -178,6 +186,136 @@ CREATE INDEX IF NOT EXISTS idx_ai_developer_workflows_created_at
     ON ai_developer_workflows (created_at);
 """
 
+# Version 3: the cost rule and the totals. Before it, an agent's cost_usd was whatever
+# its writer recorded, often its prompts' costs again; from it on, cost_usd is the
+# agent's own cost, added to its prompts'. So an agent keeps the part of its old cost
+# that its prompts do not explain (and its total becomes the larger of its old cost and
+# its prompts' sum). This runs before the triggers exist; the totals are then filled
+# from the rows. The totals files are read as they are now: a later version that
+# changes them replaces them in a migration of its own.
+_V3_COST_RULE_SQLITE = """
+UPDATE agents SET cost_usd = max(0.0, round(cost_usd - (
+    SELECT coalesce(sum(p.cost_usd), 0) FROM prompts p WHERE p.agent_id = agents.id), 9))
+WHERE cost_usd > 0;
+"""
+
+_V3_COST_RULE_POSTGRES = """
+UPDATE agents a SET cost_usd = greatest(0.0, round((a.cost_usd - coalesce((
+    SELECT sum(p.cost_usd) FROM prompts p WHERE p.agent_id = a.id), 0))::numeric, 9)::float8)
+WHERE a.cost_usd > 0;
+"""
+
+# The totals counted from the rows, into empty totals tables (model_costs fills
+# itself from daily_costs, by the triggers on it): after migration 3,
+# for a file from before version 1, and after a bulk load that ran without the
+# triggers (the benchmark's PostgreSQL build).
+TOTALS_FILL_SQLITE = """
+INSERT INTO session_totals (session_id, agents, active_agents, failed_agents, prompts,
+                            failed_prompts, tokens_input, tokens_output, cost_nano,
+                            first_activity, last_activity)
+SELECT a.session_id, count(*),
+       sum(a.completed_at IS NULL AND a.status NOT IN ('completed', 'failed', 'cancelled')),
+       sum(a.status = 'failed'), coalesce(sum(p.prompts), 0), coalesce(sum(p.failed_prompts), 0),
+       coalesce(sum(p.tokens_input), 0), coalesce(sum(p.tokens_output), 0),
+       sum(CAST(round(a.cost_usd * 1e9) AS INTEGER)) + coalesce(sum(p.cost_nano), 0),
+       min(a.started_at),
+       max(max(a.started_at, coalesce(a.completed_at, a.started_at),
+               coalesce(p.last_activity, a.started_at)))
+FROM agents a
+LEFT JOIN (
+    SELECT agent_id, count(*) AS prompts, sum(status = 'failed') AS failed_prompts,
+           sum(tokens_input) AS tokens_input, sum(tokens_output) AS tokens_output,
+           sum(CAST(round(cost_usd * 1e9) AS INTEGER)) AS cost_nano,
+           max(max(created_at, coalesce(completed_at, created_at))) AS last_activity
+    FROM prompts GROUP BY agent_id
+) p ON p.agent_id = a.id
+GROUP BY a.session_id;
+
+INSERT INTO daily_costs (day, model_used, orchestrator_agent_id, prompts, tokens_input,
+                         tokens_output, cost_nano)
+SELECT day, model_used, definition, sum(prompts), sum(tokens_input), sum(tokens_output),
+       sum(cost_nano)
+FROM (
+    SELECT substr(p.created_at, 1, 10) AS day, coalesce(p.model_used, '') AS model_used,
+           a.orchestrator_agent_id AS definition, 1 AS prompts, p.tokens_input AS tokens_input,
+           p.tokens_output AS tokens_output, CAST(round(p.cost_usd * 1e9) AS INTEGER) AS cost_nano
+    FROM prompts p JOIN agents a ON a.id = p.agent_id
+    UNION ALL
+    SELECT substr(started_at, 1, 10), '', orchestrator_agent_id, 0, 0, 0,
+           CAST(round(cost_usd * 1e9) AS INTEGER)
+    FROM agents WHERE cost_usd <> 0
+)
+GROUP BY day, model_used, definition;
+
+INSERT INTO session_daily_costs (session_id, day, prompts, tokens_input, tokens_output, cost_nano)
+SELECT session_id, day, sum(prompts), sum(tokens_input), sum(tokens_output), sum(cost_nano)
+FROM (
+    SELECT a.session_id AS session_id, substr(p.created_at, 1, 10) AS day, 1 AS prompts,
+           p.tokens_input AS tokens_input, p.tokens_output AS tokens_output,
+           CAST(round(p.cost_usd * 1e9) AS INTEGER) AS cost_nano
+    FROM prompts p JOIN agents a ON a.id = p.agent_id
+    UNION ALL
+    SELECT session_id, substr(started_at, 1, 10), 0, 0, 0, CAST(round(cost_usd * 1e9) AS INTEGER)
+    FROM agents WHERE cost_usd <> 0
+)
+GROUP BY session_id, day;
+
+INSERT INTO row_counts (table_name, row_count)
+SELECT 'orchestrator_agents', count(*) FROM orchestrator_agents
+UNION ALL SELECT 'agents', count(*) FROM agents
+UNION ALL SELECT 'prompts', count(*) FROM prompts
+UNION ALL SELECT 'agent_logs', count(*) FROM agent_logs
+UNION ALL SELECT 'system_logs', count(*) FROM system_logs
+UNION ALL SELECT 'orchestrator_chat', count(*) FROM orchestrator_chat
+UNION ALL SELECT 'ai_developer_workflows', count(*) FROM ai_developer_workflows;
+"""
+
+TOTALS_FILL_POSTGRES = """
+SELECT adw_recount_sessions(NULL);
+
+INSERT INTO daily_costs (day, model_used, orchestrator_agent_id, prompts, tokens_input,
+                         tokens_output, cost_nano)
+SELECT day, model_used, definition, sum(prompts), sum(tokens_input), sum(tokens_output),
+       sum(cost_nano)
+FROM (
+    SELECT adw_day(p.created_at) AS day, coalesce(p.model_used, '') AS model_used,
+           a.orchestrator_agent_id AS definition, 1 AS prompts, p.tokens_input AS tokens_input,
+           p.tokens_output AS tokens_output, adw_nano(p.cost_usd) AS cost_nano
+    FROM prompts p JOIN agents a ON a.id = p.agent_id
+    UNION ALL
+    SELECT adw_day(started_at), '', orchestrator_agent_id, 0, 0, 0, adw_nano(cost_usd)
+    FROM agents WHERE cost_usd <> 0
+) rows
+GROUP BY day, model_used, definition;
+
+INSERT INTO session_daily_costs (session_id, day, prompts, tokens_input, tokens_output, cost_nano)
+SELECT session_id, day, sum(prompts), sum(tokens_input), sum(tokens_output), sum(cost_nano)
+FROM (
+    SELECT a.session_id AS session_id, adw_day(p.created_at) AS day, 1 AS prompts,
+           p.tokens_input AS tokens_input, p.tokens_output AS tokens_output,
+           adw_nano(p.cost_usd) AS cost_nano
+    FROM prompts p JOIN agents a ON a.id = p.agent_id
+    UNION ALL
+    SELECT session_id, adw_day(started_at), 0, 0, 0, adw_nano(cost_usd)
+    FROM agents WHERE cost_usd <> 0
+) rows
+GROUP BY session_id, day;
+
+INSERT INTO row_counts (table_name, row_count)
+SELECT 'orchestrator_agents', count(*) FROM orchestrator_agents
+UNION ALL SELECT 'agents', count(*) FROM agents
+UNION ALL SELECT 'prompts', count(*) FROM prompts
+UNION ALL SELECT 'agent_logs', count(*) FROM agent_logs
+UNION ALL SELECT 'system_logs', count(*) FROM system_logs
+UNION ALL SELECT 'orchestrator_chat', count(*) FROM orchestrator_chat
+UNION ALL SELECT 'ai_developer_workflows', count(*) FROM ai_developer_workflows;
+"""
+
+
+def _read_totals(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "five tables with their CHECKs, foreign keys and indexes"),
     Migration(
@@ -185,6 +323,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "orchestrator_chat and ai_developer_workflows",
         sql=_V2_SQLITE,
         postgres_sql=_V2_POSTGRES,
+    ),
+    Migration(
+        3,
+        "agents' cost_usd is their own cost; totals kept by triggers for the reports",
+        sql=_V3_COST_RULE_SQLITE + _read_totals(TOTALS_PATH) + TOTALS_FILL_SQLITE,
+        postgres_sql=_V3_COST_RULE_POSTGRES
+        + _read_totals(POSTGRES_TOTALS_PATH)
+        + TOTALS_FILL_POSTGRES,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -226,8 +372,13 @@ def _has_code(sql: str) -> bool:
 
 def statements_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
     """What brings a database at ``current_version`` to ``LATEST_VERSION``."""
-    if current_version == 0:
-        return split_statements(load_schema(schema_path), str(schema_path))
+    if current_version == 0:  # a new file, or an unversioned one from before version 1
+        return [
+            *split_statements(load_schema(schema_path), str(schema_path)),
+            *split_statements(_V3_COST_RULE_SQLITE, "the cost rule"),
+            *split_statements(load_schema(TOTALS_PATH), str(TOTALS_PATH)),
+            *split_statements(TOTALS_FILL_SQLITE, "the totals"),
+        ]
     return [
         statement
         for migration in MIGRATIONS
@@ -236,13 +387,15 @@ def statements_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
     ]
 
 
-def postgres_script_to_upgrade(current_version: int, schema_path: Path) -> str:
-    """The script that brings a PostgreSQL database at ``current_version`` to
-    ``LATEST_VERSION`` (PostgreSQL runs a multi-statement script in one call)."""
+def postgres_scripts_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
+    """The scripts that bring a PostgreSQL database at ``current_version`` to
+    ``LATEST_VERSION``, to run in order (PostgreSQL runs a multi-statement
+    script in one call). From version 0 the schema file comes alone first, so
+    that what it failed to create can be named before anything uses it."""
     if current_version == 0:
         script = load_schema(schema_path)
-    else:
-        script = "\n".join(m.postgres_sql for m in MIGRATIONS if m.version > current_version)
-    if not _has_code(script):
-        raise SchemaError(f"invalid schema file {schema_path}: it holds no SQL statement")
-    return script
+        if not _has_code(script):
+            raise SchemaError(f"invalid schema file {schema_path}: it holds no SQL statement")
+        totals = load_schema(POSTGRES_TOTALS_PATH)
+        return [script, "\n".join((_V3_COST_RULE_POSTGRES, totals, TOTALS_FILL_POSTGRES))]
+    return ["\n".join(m.postgres_sql for m in MIGRATIONS if m.version > current_version)]

@@ -59,7 +59,9 @@ from .errors import NotConnectedError
 from .location import PoolSettings
 from .loop_thread import STORE_CLOSED, HeldTransaction, LoopThread, discard
 from .manager import DatabaseManager, Row
+from .models import RetentionPolicy
 from .ownership import Transaction
+from .retention import PruneReport
 from .sqlite_backend import READER_MMAP_BYTES
 
 __all__ = ["SyncDatabaseManager"]
@@ -182,6 +184,7 @@ class SyncDatabaseManager:
         pool: PoolSettings | None = None,
         default_database: str | os.PathLike[str] | None = None,
         read_mmap_bytes: int = READER_MMAP_BYTES,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         """The same arguments as ``DatabaseManager``; no I/O, no thread yet."""
         self._db = DatabaseManager(
@@ -192,6 +195,7 @@ class SyncDatabaseManager:
             pool=pool,
             default_database=default_database,
             read_mmap_bytes=read_mmap_bytes,
+            retention=retention,
         )
         # What a fresh manager for a reconnect gets: the database resolved once.
         self._options: dict[str, Any] = {
@@ -200,6 +204,7 @@ class SyncDatabaseManager:
             "synchronous": synchronous,
             "pool": pool,
             "read_mmap_bytes": read_mmap_bytes,
+            "retention": retention,
         }
         self._db_used = False  # once used on a loop, a manager stays with that loop
         self._runner: LoopThread | None = None
@@ -460,8 +465,13 @@ class SyncDatabaseManager:
         status: str | None = None,
         limit: int | None = None,
         offset: int = 0,
+        session_id: str | None = None,
     ) -> list[Row]:
-        return self._run(self._db.list_prompts(agent_id, status=status, limit=limit, offset=offset))
+        return self._run(
+            self._db.list_prompts(
+                agent_id, status=status, limit=limit, offset=offset, session_id=session_id
+            )
+        )
 
     def update_prompt(self, prompt_id: str, **fields: Any) -> bool:
         return self._run(self._db.update_prompt(prompt_id, **fields))
@@ -681,6 +691,11 @@ class SyncDatabaseManager:
     def cleanup_old_logs(self, days: float = 30) -> int:
         return self._run(self._db.cleanup_old_logs(days))
 
+    def prune(
+        self, policy: RetentionPolicy, *, dry_run: bool = False, vacuum: bool = False
+    ) -> PruneReport:
+        return self._run(self._db.prune(policy, dry_run=dry_run, vacuum=vacuum))
+
     # --- the original module's helpers -----------------------------------------
 
     def log_agent_event(
@@ -728,8 +743,27 @@ class SyncDatabaseManager:
     def session_summaries(self, *, limit: int | None = None) -> list[Row]:
         return self._run(self._db.session_summaries(limit=limit))
 
-    def cost_totals(self, by: str | None = None, *, since: Any = None) -> list[Row]:
-        return self._run(self._db.cost_totals(by, since=since))
+    def session_summary(self, session_id: str) -> Row | None:
+        return self._run(self._db.session_summary(session_id))
+
+    def session_tree(self, session_id: str) -> list[Row]:
+        return self._run(self._db.session_tree(session_id))
+
+    def agent_totals(self, agent_id: str) -> Row | None:
+        return self._run(self._db.agent_totals(agent_id))
+
+    def agents_with_totals(self, agents: list[Row]) -> list[Row]:
+        return self._run(self._db.agents_with_totals(agents))
+
+    def cost_totals(
+        self,
+        by: str | None = None,
+        *,
+        since: Any = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
+        return self._run(self._db.cost_totals(by, since=since, session_id=session_id, limit=limit))
 
     def log_bounds(self) -> Row:
         return self._run(self._db.log_bounds())

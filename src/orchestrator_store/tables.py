@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-__all__ = ["LOG_TABLES", "TABLES", "Table"]
+__all__ = ["LOG_TABLES", "TABLES", "TOTALS_TABLES", "Table"]
 
 
 @dataclass(frozen=True, eq=False)  # one instance per table: compared by identity
@@ -166,3 +166,53 @@ TABLES: Mapping[str, Table] = MappingProxyType({table.name: table for table in _
 # The append-only logs. Their ids are the database's increasing integers, which
 # is what lets log cursors (log_bounds, logs_after) follow them by id.
 LOG_TABLES: tuple[str, ...] = tuple(name for name, table in TABLES.items() if table.generated_id)
+
+# The totals the reports read (sql/totals_orchestrator*.sql): derived from the
+# tables above by triggers, never written by the store's methods, never copied
+# or exported (a copy's own triggers rebuild them). Their columns, in order.
+TOTALS_TABLES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "session_totals": (
+            "session_id",
+            "agents",
+            "active_agents",
+            "failed_agents",
+            "prompts",
+            "failed_prompts",
+            "tokens_input",
+            "tokens_output",
+            "cost_nano",
+            "first_activity",
+            "last_activity",
+        ),
+        "daily_costs": (
+            "day",
+            "model_used",
+            "orchestrator_agent_id",
+            "shard",
+            "prompts",
+            "tokens_input",
+            "tokens_output",
+            "cost_nano",
+        ),
+        "model_costs": (
+            "model_used",
+            "orchestrator_agent_id",
+            "shard",
+            "prompts",
+            "tokens_input",
+            "tokens_output",
+            "cost_nano",
+        ),
+        "session_daily_costs": (
+            "session_id",
+            "day",
+            "shard",
+            "prompts",
+            "tokens_input",
+            "tokens_output",
+            "cost_nano",
+        ),
+        "row_counts": ("table_name", "shard", "row_count"),
+    }
+)
