@@ -66,6 +66,8 @@ class WriterGate:
 
 async def install(db: DatabaseManager, gate: WriterGate | None) -> None:
     writer = db._backend._writer  # type: ignore[attr-defined]
+    # The gate holds the writer thread: lone writes must run there too, not on the loop.
+    writer.inline_enabled = gate is None
     await writer.call(lambda connection: connection.set_trace_callback(gate))
 
 

@@ -82,3 +82,28 @@ async def test_wal_is_left_alone_below_the_limit(
             await db.create_system_log("INFO", "wal", f"entry {index}", {"pad": "x" * 1024})
         # Below the (default, 64 MiB) limit the WAL only grows: no restart was forced.
         assert wal_bytes(db_path) > 50 * 1024
+
+
+async def test_the_writer_catches_up_so_the_wal_starts_over(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no background checkpoint, once ``CATCH_UP_FRAMES`` frames are in
+    the WAL the writer checkpoints them, and the next commit writes the WAL
+    from its start again: the file is rewritten in place instead of growing
+    (a growing WAL makes every sync at FULL dearer)."""
+    from orchestrator_store.wal_index import WalIndex
+
+    monkeypatch.setattr(sqlite_backend, "CATCH_UP_FRAMES", 20)
+    monkeypatch.setattr(sqlite_backend, "WAL_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_INTERVAL", 3600.0)
+    index = WalIndex(Path(f"{db_path}-shm"))
+    try:
+        async with DatabaseManager(db_path, synchronous="FULL") as db:
+            frames = []
+            for number in range(200):
+                await db.create_system_log("INFO", "wal", f"entry {number}")
+                frames.append(index.frames())
+    finally:
+        index.close()
+    assert max(frames[10:]) < 40  # a commit writes a few frames: never far past 20
+    assert frames.count(min(frames)) > 1  # and it started over more than once

@@ -53,11 +53,20 @@ class Checkpointer:
         self._running = threading.Lock()  # held while a checkpoint runs (see paused())
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
+        self._opened: asyncio.Future[None] | None = None  # answered once it tried to connect
 
     def start(self) -> None:
         """Start the thread; call it on the event loop that will ``stop()`` it."""
         self._ended = asyncio.get_running_loop().create_future()
+        self._opened = asyncio.get_running_loop().create_future()
         self._thread.start()
+
+    async def connected(self) -> None:
+        """Wait until the thread has opened its connection (or failed to, which
+        it logs). Opening reads the schema, a read that holds off restarting
+        the WAL meanwhile: better done before the store's first writes."""
+        if self._opened is not None:
+            await asyncio.shield(self._opened)
 
     def committed(self) -> None:
         """Called on the writer thread after a commit. Wakes the checkpointer
@@ -86,6 +95,13 @@ class Checkpointer:
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
         try:
+            try:
+                connection = self._open()
+            finally:
+                if self._opened is not None:
+                    _answer(self._opened)
+            if connection is None:
+                return  # logged; the writer's bound still keeps the WAL in check
             # The loop's test, not only the wait below: a stop() that lands just
             # before clear() has its wake-up cleared, and would be waited for forever.
             while not self._stopping.is_set():
@@ -95,10 +111,6 @@ class Checkpointer:
                     return
                 self._wake.clear()  # before _pending: a commit now wakes the next round
                 self._pending = False
-                if connection is None:
-                    connection = self._open()
-                    if connection is None:
-                        return  # logged; the writer's bound still keeps the WAL in check
                 self._checkpoint(connection)
         finally:
             if connection is not None:

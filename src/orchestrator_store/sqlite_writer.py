@@ -2,7 +2,8 @@
 
 One thread owns one stdlib ``sqlite3`` connection (aiosqlite's design: a queue
 of jobs, results handed back to the event loop with ``call_soon_threadsafe``),
-so every write costs one thread hop. Two kinds of job:
+so a job costs one thread hop (a lone write may skip it: see the end). Two
+kinds of job:
 
 * ``call(fn)`` runs ``fn(connection)`` as is. The backend uses it for
   ``transaction()`` statements, migrations and maintenance.
@@ -35,6 +36,16 @@ propagates.
 
 At most ``max_queued`` writes wait at a time; further callers wait for a slot
 (backpressure), so a burst of writers cannot grow memory without bound.
+
+Writes on the loop's thread (``inline``, see ``inline_writes``): a write
+that finds the thread idle, no write queued or about to be, and no transaction
+open, runs on the event loop's own thread instead of paying the hop, unless
+the database is busy or the statement runs long (then it is queued as usual).
+A lock says who uses the connection: the thread holds it for each job, the
+loop only ever tries it without waiting. Before the try, the writer yields
+once to the other tasks: a task that writes in a loop cannot starve them, a
+cancellation there means the write never ran, and writes that other tasks
+start in that turn are seen, so they are queued and share one commit instead.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -51,6 +63,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from .backend import WriteResult
 from .coalesce import BATCH_ROWS, mergeable, merged_sql, runs
+from .inline_writes import InlineWrites
 from .sqlite_errors import retry_busy
 
 __all__ = ["Statement", "WriteResult", "WriterThread", "run_statement"]
@@ -90,6 +103,14 @@ class _Write(_Job[WriteResult]):
 
 _Outcome = tuple[_Job[Any], Any, BaseException | None]
 _STOP = None
+
+
+class _Housekeeping:
+    """The queued request to run ``after_commit`` for writes committed on the loop."""
+
+
+_HOUSEKEEPING = _Housekeeping()
+_Queued = _Call | _Write | _Housekeeping | None
 
 
 def _claim(job: _Job[Any]) -> bool:
@@ -189,19 +210,32 @@ class WriterThread:
         *,
         max_queued: int = 4096,
         after_commit: Callable[[sqlite3.Connection], None] | None = None,
+        inline: InlineWrites | None = None,
+        housekeeping_interval: float = 0.01,
     ) -> None:
         self._name = name
-        self._after_commit = after_commit  # on the thread, after each group and call
-        self._jobs: queue.SimpleQueue[_Call | _Write | None] = queue.SimpleQueue()
+        self._after_commit = after_commit  # on the thread, after jobs that changed rows
+        self._jobs: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
         self._max_queued = max_queued
         self._has_room = asyncio.Event()
         self._has_room.set()
         self._queued_writes = 0
         self._connection: sqlite3.Connection | None = None
         self._held_back: list[_Write] = []
+        self._answers: list[_Outcome] = []  # write outcomes of the job running now
+        self._changes_seen = 0  # the connection's total_changes at the last housekeeping
         self._thread: threading.Thread | None = None
         self._closing = False  # set on the loop, so no job is queued behind the stop
         self._ended: asyncio.Future[None] | None = None  # answered as the thread ends
+        self._inline = inline
+        self.inline_enabled = inline is not None  # off: every write takes the thread
+        self._in_use = threading.Lock()  # whoever runs statements on the connection holds it
+        self._about_to_write = 0  # writers yielding before a try on the loop
+        self._written_inline = 0
+        # Commits on the loop ask the thread for ``after_commit`` at most this often.
+        self._housekeeping_interval = housekeeping_interval
+        self._housekeeping_queued = False
+        self._next_housekeeping = 0.0
 
     async def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Start the thread and open the connection on it; if opening fails,
@@ -238,9 +272,25 @@ class WriterThread:
         """Writes queued or running now (never more than ``max_queued``)."""
         return self._queued_writes
 
+    @property
+    def written_inline(self) -> int:
+        """How many writes ran on the event loop's thread (see the module docstring)."""
+        return self._written_inline
+
     async def write(self, statement: Statement) -> WriteResult:
         """Run one autocommit write; return once it is committed. Waits for
         room first when ``max_queued`` writes are already queued."""
+        inline = self._inline
+        if (
+            inline is not None
+            and self.inline_enabled
+            and not (self._queued_writes or self._about_to_write)  # a group is forming
+            and not statement.many
+            and inline.suits(statement.sql)
+        ):
+            result = await self._write_inline(inline, statement)
+            if result is not None:
+                return result
         while self._queued_writes >= self._max_queued:
             await self._has_room.wait()
         self._queued_writes += 1
@@ -260,6 +310,48 @@ class WriterThread:
         finally:
             self._queued_writes -= 1
             self._has_room.set()
+
+    async def _write_inline(self, inline: InlineWrites, statement: Statement) -> WriteResult | None:
+        """``statement`` run on the loop's thread, or ``None`` when it is to
+        be queued: the thread is busy, other writes are queued or starting, a
+        transaction is open, or ``inline`` declined it."""
+        self._about_to_write += 1
+        try:
+            await asyncio.sleep(0)  # see the module docstring
+        finally:
+            self._about_to_write -= 1
+        if (
+            self._about_to_write
+            or self._queued_writes
+            or self._housekeeping_queued  # it may restart the WAL: writes come after it
+            or self._thread is None
+            or self._closing
+        ):
+            return None
+        if not self._in_use.acquire(blocking=False):
+            return None
+        try:
+            connection = self._connection
+            if connection is None or connection.in_transaction or self._held_back:
+                return None
+            result = inline.try_write(connection, statement.sql, statement.params)
+        finally:
+            self._in_use.release()
+        if result is not None:
+            self._written_inline += 1
+            self._ask_for_housekeeping()
+        return result
+
+    def _ask_for_housekeeping(self) -> None:
+        """``after_commit`` may checkpoint (and sync): the thread runs it, for
+        the commits made on the loop, at most every ``housekeeping_interval``."""
+        if self._after_commit is None or self._housekeeping_queued:
+            return
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + self._housekeeping_interval
+            self._housekeeping_queued = True
+            self._jobs.put(_HOUSEKEEPING)
 
     def _put(self, job: _Call | _Write) -> None:
         if self._thread is None or self._closing:
@@ -304,16 +396,36 @@ class WriterThread:
                 job = self._jobs.get()
                 if job is _STOP:
                     return
-                if isinstance(job, _Call):
-                    self._run_call(job)
-                    continue
-                writes = [job]
-                following = self._take_more_writes(writes)
-                self._commit_or_hold_back(writes)
-                if following is not None:
-                    self._run_call(following)
+                with self._in_use:
+                    self._run_job(job)
+                self._send_answers()
+                if self._follow_up_due():
+                    with self._in_use:
+                        self._follow_up()
+                    self._send_answers()
         finally:
-            self._shut_down()
+            with self._in_use:
+                self._shut_down()
+
+    def _run_job(self, job: _Call | _Write | _Housekeeping) -> None:
+        self._restore_busy_timeout()
+        if isinstance(job, _Housekeeping):
+            self._housekeeping_queued = False  # _follow_up sees the loop's commits
+        elif isinstance(job, _Call):
+            self._run_call(job)
+        else:
+            writes = [job]
+            following = self._take_more_writes(writes)
+            self._commit_or_hold_back(writes)
+            if following is not None:
+                self._run_call(following)
+
+    def _restore_busy_timeout(self) -> None:
+        if self._inline is not None and self._connection is not None:
+            try:
+                self._inline.restore(self._connection)
+            except sqlite3.Error:  # then busy writes are retried without SQLite's wait
+                logger.exception("%s: cannot restore busy_timeout", self._name)
 
     def _take_more_writes(self, writes: list[_Write]) -> _Call | None:
         """Add the writes already queued to ``writes``; return the first call
@@ -323,6 +435,9 @@ class WriterThread:
             if job is _STOP:
                 self._jobs.put(_STOP)  # seen again by the loop after the group
                 return None
+            if isinstance(job, _Housekeeping):  # the group's follow-up runs it
+                self._housekeeping_queued = False
+                continue
             if isinstance(job, _Call):
                 return job
             writes.append(job)
@@ -335,13 +450,31 @@ class WriterThread:
             outcome: _Outcome = (job, result, None)
         except BaseException as exc:  # handed to the caller, never raised here
             outcome = (job, None, exc)
-        _hand_back(job.future.get_loop(), [outcome])
-        if self._connection is not None and not self._in_transaction():
-            self._housekeeping(self._connection)  # the call may have committed
-        if self._held_back and not self._in_transaction():
+        self._answer([outcome])
+
+    def _follow_up_due(self) -> bool:
+        connection = self._connection
+        return connection is not None and (
+            bool(self._held_back) or connection.total_changes != self._changes_seen
+        )
+
+    def _follow_up(self) -> None:
+        """After a job, once its callers have their answers: the writes held
+        back for a transaction that has ended, then housekeeping if rows
+        changed since the last (here or on the loop). Apart from the job, so
+        that neither delays the answers; a job that changed nothing (a read
+        in a transaction, a setting) has none."""
+        connection = self._connection
+        if connection is None or connection.in_transaction:
+            return
+        self._restore_busy_timeout()  # a write on the loop may have run meanwhile
+        if self._held_back:
             held, self._held_back = self._held_back, []
             for start in range(0, len(held), MAX_GROUP):
                 self._commit_group(held[start : start + MAX_GROUP])
+        if connection.total_changes != self._changes_seen:
+            self._changes_seen = connection.total_changes
+            self._housekeeping(connection)
 
     def _in_transaction(self) -> bool:
         return self._connection is not None and self._connection.in_transaction
@@ -366,7 +499,6 @@ class WriterThread:
             connection = self._require_connection()
             if len(writes) == 1 and not writes[0].statement.many:
                 self._answer([self._write_alone(connection, writes[0])])
-                self._housekeeping(connection)
                 return
             self._begin_immediate(connection)
         except sqlite3.Error as exc:
@@ -390,7 +522,6 @@ class WriterThread:
                 self._rollback(connection)
                 outcomes = [(write, None, error or exc) for write, _, error in outcomes]
         self._answer(outcomes)
-        self._housekeeping(connection)
         if remaining:
             self._commit_group(remaining)
 
@@ -439,6 +570,15 @@ class WriterThread:
                 logger.exception("%s: housekeeping after a commit failed", self._name)
 
     def _answer(self, outcomes: list[_Outcome]) -> None:
+        """Kept until the job ends (``_send_answers``): a caller woken while
+        this thread still holds the connection would find it taken, and queue
+        its next write instead of running it on the loop."""
+        self._answers += outcomes
+
+    def _send_answers(self) -> None:
+        outcomes, self._answers = self._answers, []
+        if not outcomes:
+            return
         if len(outcomes) == 1:
             _hand_back(outcomes[0][0].future.get_loop(), outcomes)
             return
@@ -468,7 +608,7 @@ class WriterThread:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
+            if isinstance(job, _Call | _Write):
                 leftovers.append(job)
         for job in leftovers:
             if _claim(job):  # a withdrawn write has nobody waiting for it
