@@ -20,15 +20,15 @@ import sessions
 from orchestrator_store.manager import DatabaseManager
 from orchestrator_store.models import utc_now
 
-SYNCHRONOUS = "NORMAL"  # the same for every implementation
+SYNCHRONOUS = "NORMAL"  # the same for every implementation (W1 FULL: FULL for both)
 
 
 # --- raw sqlite3: the limit ----------------------------------------------------
 
 
-def raw_connect(path: Path) -> sqlite3.Connection:
+def raw_connect(path: Path, synchronous: str = SYNCHRONOUS) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None)
-    for setting in ("journal_mode = WAL", f"synchronous = {SYNCHRONOUS}", "foreign_keys = ON"):
+    for setting in ("journal_mode = WAL", f"synchronous = {synchronous}", "foreign_keys = ON"):
         connection.execute(f"PRAGMA {setting}")
     connection.execute("PRAGMA busy_timeout = 5000")
     return connection
@@ -158,7 +158,7 @@ IMPLEMENTATIONS = (
     Implementation(
         "raw-sqlite3 commit/op",
         "sqlite3, autocommit: one transaction and commit per statement",
-        frozenset({"W1"}),
+        frozenset({"W1", "W1 FULL"}),
         is_limit=True,
     ),
     Implementation(
@@ -175,7 +175,7 @@ IMPLEMENTATIONS = (
     Implementation(
         "store (SQLite)",
         "this store: DatabaseManager on SQLite",
-        frozenset({"W1", "W2", "W3", "W4", "W5"}),
+        frozenset({"W1", "W1 FULL", "W2", "W3", "W4", "W5"}),
     ),
     # When a PostgreSQL server answers (pg_raw.py, pg_workloads.py):
     Implementation(
@@ -203,6 +203,7 @@ IMPLEMENTATIONS = (
 # (backend, workload) -> the implementation whose throughput is the ratio's 1.00.
 LIMITS = {
     ("sqlite", "W1"): "raw-sqlite3 commit/op",
+    ("sqlite", "W1 FULL"): "raw-sqlite3 commit/op",
     ("sqlite", "W2"): "raw-sqlite3 one txn",
     ("sqlite", "W5"): "raw-sqlite3 one txn",
     ("postgresql", "W1"): "raw asyncpg commit/op",

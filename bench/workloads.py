@@ -1,9 +1,12 @@
 """Workloads W1-W5 and the W2 memory run, each returning a ``Result`` per implementation.
 
-W1 one coroutine running sessions; W2 64 coroutines on one manager (or one
-connection); W3 8 processes on one file; W4 reads on a large database; W5 the
-batch methods with 10,000 rows. Every measurement starts from a fresh file
-with the store's schema (W4 reads its cached large file).
+W1 one coroutine running sessions; W1 FULL one coroutine appending agent logs at
+synchronous=FULL; W2 64 coroutines on one manager (or one connection); W3 8
+processes on one file; W4 reads on a large database; W5 the batch methods with
+10,000 rows. Every measurement starts from a fresh file with the store's schema
+(W4 reads its cached large file). In W1, W1 FULL and W2 the implementations take
+turns over ``TURNS`` rounds and their totals are compared, so a change in the
+machine's load during the run weighs on all of them alike.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ W2_COROUTINES = 64
 W3_PROCESSES = 8
 W3_COROUTINES_PER_PROCESS = 8
 W5_ROWS = 10_000
+TURNS = 6  # rounds of W1, W1 FULL and W2
 
 
 @dataclass
@@ -164,27 +168,116 @@ async def store_sessions(path: Path, definition_id: str, count: int, coroutines:
 
 async def w1(folder: Path, sessions_count: int) -> list[Result]:
     path = folder / "w1.db"
-    results = [raw_sessions(path, await fresh_store(path), sessions_count, one_transaction=False)]
-    results.append(await naive_sessions(path, await fresh_store(path), sessions_count, 1))
-    results.append(await store_sessions(path, await fresh_store(path), sessions_count, 1))
-    return _named("W1", results)
+    count = max(1, sessions_count // TURNS)
+
+    async def raw() -> Result:
+        return raw_sessions(path, await fresh_store(path), count, one_transaction=False)
+
+    async def naive() -> Result:
+        return await naive_sessions(path, await fresh_store(path), count, 1)
+
+    async def store() -> Result:
+        return await store_sessions(path, await fresh_store(path), count, 1)
+
+    return await _taking_turns("W1", [raw, naive, store])
 
 
 async def w2(folder: Path, sessions_count: int) -> list[Result]:
     path = folder / "w2.db"
-    results = [raw_sessions(path, await fresh_store(path), sessions_count, one_transaction=True)]
-    results.append(
-        await naive_sessions(path, await fresh_store(path), sessions_count, W2_COROUTINES)
-    )
-    results.append(
-        await store_sessions(path, await fresh_store(path), sessions_count, W2_COROUTINES)
-    )
-    return _named("W2", results)
+    count = max(W2_COROUTINES, sessions_count // TURNS)
+
+    async def raw() -> Result:
+        return raw_sessions(path, await fresh_store(path), count, one_transaction=True)
+
+    async def naive() -> Result:
+        return await naive_sessions(path, await fresh_store(path), count, W2_COROUTINES)
+
+    async def store() -> Result:
+        return await store_sessions(path, await fresh_store(path), count, W2_COROUTINES)
+
+    return await _taking_turns("W2", [raw, naive, store])
+
+
+async def _taking_turns(
+    workload: str, measurements: list[Callable[[], Awaitable[Result]]]
+) -> list[Result]:
+    """Each measurement once per round, ``TURNS`` rounds; one total per implementation."""
+    totals: dict[str, Result] = {}
+    for _ in range(TURNS):
+        for measure in measurements:
+            part = await measure()
+            total = totals.setdefault(part.implementation, Result("", part.implementation, 0, 0))
+            total.operations += part.operations
+            total.seconds += part.seconds
+            total.latencies += part.latencies
+            if "errors" in part.extra:
+                total.extra["errors"] = total.extra.get("errors", 0) + part.extra["errors"]
+    return _named(workload, list(totals.values()))
 
 
 def _named(workload: str, results: list[Result]) -> list[Result]:
     for result in results:
         result.workload = workload
+    return results
+
+
+# --- W1 FULL: one coroutine appending logs, each synced before the next ---------
+
+FULL = "FULL"
+
+
+def _log_record(number: int) -> tuple[str, dict[str, int]]:
+    """W1 FULL's record: one small log row (the shape ``competitors.py`` appends)."""
+    return f"record {number}", {"n": number}
+
+
+async def raw_appends(path: Path, appends: int) -> Result:
+    definition_id = await fresh_store(path)
+    connection = impl.raw_connect(path, FULL)
+    try:
+        agent_id, params = sessions.agent_params(definition_id, "appends")
+        connection.execute(sessions.AGENT_SQL, params)
+        latencies: list[float] = []
+        start = clock()
+        for number in range(appends):
+            begin = clock()
+            message, details = _log_record(number)
+            connection.execute(sessions.LOG_SQL, sessions.log_params(agent_id, message, details))
+            latencies.append(clock() - begin)
+        seconds = clock() - start
+    finally:
+        connection.close()
+    return Result("", "raw-sqlite3 commit/op", appends, seconds, latencies)
+
+
+async def store_appends(path: Path, appends: int) -> Result:
+    definition_id = await fresh_store(path)
+    async with DatabaseManager(path, synchronous=FULL) as db:
+        agent_id = await db.create_agent(definition_id, "appends", status="executing")
+        latencies: list[float] = []
+        start = clock()
+        for number in range(appends):
+            begin = clock()
+            message, details = _log_record(number)
+            await db.create_agent_log(agent_id, "INFO", "milestone", message, details)
+            latencies.append(clock() - begin)
+        seconds = clock() - start
+    return Result("", "store (SQLite)", appends, seconds, latencies)
+
+
+async def w1_full(folder: Path, appends: int) -> list[Result]:
+    path = folder / "w1_full.db"
+    count = max(1, appends // TURNS)
+
+    async def raw() -> Result:
+        return await raw_appends(path, count)
+
+    async def store() -> Result:
+        return await store_appends(path, count)
+
+    results = await _taking_turns("W1 FULL", [raw, store])
+    for result in results:
+        result.extra["note"] = "synchronous=FULL, one log row per append"
     return results
 
 
