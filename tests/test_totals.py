@@ -402,6 +402,19 @@ async def test_copy_to_postgres_carries_the_totals(db_path: Path, postgres_url: 
         assert [await db.cost_totals(by) for by in (None, "model", "day", "session")] == (
             costs_on_sqlite
         )
+    # Appended into a store that has rows and totals of its own: counted again, exactly.
+    other = db_path.with_name("other.db")
+    async with DatabaseManager(other) as db:
+        definition = await db.create_orchestrator_agent("appended", None, "tester")
+        agent = await db.create_agent(definition, "appended-session")
+        prompt = await db.create_prompt(agent, "command", "test it", model_used="m")
+        await db.update_prompt(prompt, cost_usd=0.25, tokens_input=9)
+    await copy_sqlite_to_postgres(other, postgres_url, append=True)
+    async with DatabaseManager(postgres_url) as db:
+        await assert_reports_match(db, since=_since_moments())
+        assert (await db.session_summary("appended-session") or {})["cost_usd"] == 0.25
+        await db.create_prompt(agent, "command", "after the copy")  # the triggers are on again
+        await assert_reports_match(db)
 
 
 @pytest.mark.backend("sqlite")

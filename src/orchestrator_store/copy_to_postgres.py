@@ -24,7 +24,7 @@ from .json_codec import encode_json
 from .location import PoolSettings, redact_url
 from .manager import JSON_COLUMNS, DatabaseManager
 from .postgres_backend import PostgresBackend
-from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, TABLES
+from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, TABLES, TOTALS_FILL_POSTGRES
 from .tables import TOTALS_TABLES
 
 __all__ = ["BATCH_SIZE", "copy_sqlite_to_postgres"]
@@ -91,11 +91,27 @@ async def _copy_table(
     return copied
 
 
+async def _set_triggers(target: Backend, state: str) -> None:
+    """The totals' triggers on the store's tables, off for the copy (``DISABLE``)
+    and on again (``ENABLE``), inside the copy's transaction, which holds the
+    tables meanwhile. Row by row, a big transaction rewrites each totals row
+    once per copied row, and PostgreSQL walks every version made in that
+    transaction to find the latest: the copy's time would grow with its square.
+    Foreign keys are checked as ever (``USER`` leaves their triggers alone)."""
+    for table in TABLES:
+        await target.execute(f"ALTER TABLE {table} {state} TRIGGER USER", (), table=table)
+
+
+async def _recount_totals(target: Backend) -> None:
+    """The totals counted again from every row (the copied ones, and with
+    ``append`` those already there), as migration 3 counts them."""
+    await target.execute(f"TRUNCATE {', '.join(TOTALS_TABLES)}", (), table="session_totals")
+    await target.execute(TOTALS_FILL_POSTGRES, (), table="session_totals")
+
+
 async def _settle(target: Backend) -> None:
-    """After a bulk copy: the totals' rows were rewritten once per copied row
-    inside one transaction, leaving their tables mostly dead versions that
-    every report would read through; rewrite them compactly (they are small),
-    and give the planner statistics for every table."""
+    """After a bulk copy: compact the totals' tables (small; what the count left
+    behind) and give the planner statistics for every table."""
     totals = ", ".join(TOTALS_TABLES)
     await target.execute(f"VACUUM (FULL, ANALYZE) {totals}", (), table="session_totals")
     await target.execute("ANALYZE", (), table="agents")
@@ -130,9 +146,12 @@ async def copy_sqlite_to_postgres(
                     "store, or pass append=True to add to it"
                 )
             copied = {}
-            async with target.transaction():  # all or nothing
+            async with target.transaction():  # all or nothing, the triggers' pause too
+                await _set_triggers(target, "DISABLE")
                 for table in TABLES:  # parents before children
                     copied[table] = await _copy_table(source, target, table, on_progress)
+                await _recount_totals(target)
+                await _set_triggers(target, "ENABLE")
             await _settle(target)
         finally:
             await target.close()
