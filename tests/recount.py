@@ -185,35 +185,19 @@ async def assert_reports_match(db: DatabaseManager, *, since: tuple[str, ...] = 
             found = await db.cost_totals(by, since=moment)
             keys = [row["key"] for row in found]
             assert keys == sorted(keys, key=lambda key: (key is not None, key or ""))
-            assert {
-                row["key"]: (
-                    row["prompts"],
-                    row["tokens_input"],
-                    row["tokens_output"],
-                    row["cost_usd"],
-                )
-                for row in found
-            } == cost_groups(rows, by, since=moment), (by, moment)
+            assert _figures(found) == cost_groups(rows, by, since=moment), (by, moment)
         for session_id in expected_sessions:
             found = await db.cost_totals(by, session_id=session_id)
-            assert {
-                row["key"]: (
-                    row["prompts"],
-                    row["tokens_input"],
-                    row["tokens_output"],
-                    row["cost_usd"],
-                )
-                for row in found
-            } == cost_groups(rows, by, session_id=session_id), (by, session_id)
+            expected_groups = cost_groups(rows, by, session_id=session_id)
+            assert _figures(found) == expected_groups, (by, session_id)
 
     for moment in (None, *since):  # the latest days (`costs --by day --limit`)
         latest = await db.cost_totals("day", since=moment, limit=2)
         days = sorted(cost_groups(rows, "day", since=moment))
         assert [row["key"] for row in latest] == days[-2:], moment
-        assert {
-            row["key"]: (row["prompts"], row["tokens_input"], row["tokens_output"], row["cost_usd"])
-            for row in latest
-        } == {day: cost_groups(rows, "day", since=moment)[day] for day in days[-2:]}
+        assert _figures(latest) == {
+            day: cost_groups(rows, "day", since=moment)[day] for day in days[-2:]
+        }
     for moment in (None, *since):  # the costliest sessions (`costs --by session --limit`)
         costliest = await db.cost_totals("session", since=moment, limit=3)
         ranked = sorted(
@@ -234,6 +218,14 @@ async def assert_reports_match(db: DatabaseManager, *, since: tuple[str, ...] = 
         tree = await db.session_tree(session_id)
         seen = _flatten(tree)
         assert sorted(seen) == sorted(a["id"] for a in rows.agents if a["session_id"] == session_id)
+
+
+def _figures(groups: list[Row]) -> dict[Any, tuple[int, int, int, float]]:
+    """``cost_totals`` rows as ``cost_groups`` gives them: key -> figures."""
+    return {
+        row["key"]: (row["prompts"], row["tokens_input"], row["tokens_output"], row["cost_usd"])
+        for row in groups
+    }
 
 
 def _flatten(tree: list[Row]) -> list[str]:
