@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from recount import assert_reports_match, read_rows
 
-from orchestrator_store.manager import DatabaseManager, ValidationError
+from orchestrator_store.manager import DatabaseError, DatabaseManager, ValidationError
 from orchestrator_store.models import AGENT_STATUSES, AGENT_TYPES, PROMPT_STATUSES, format_timestamp
 from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
 from orchestrator_store.tables import TOTALS_TABLES
@@ -415,6 +415,40 @@ async def test_copy_to_postgres_carries_the_totals(db_path: Path, postgres_url: 
         assert (await db.session_summary("appended-session") or {})["cost_usd"] == 0.25
         await db.create_prompt(agent, "command", "after the copy")  # the triggers are on again
         await assert_reports_match(db)
+
+
+@pytest.mark.backend("sqlite")
+async def test_a_copy_that_fails_leaves_the_triggers_on(db_path: Path, postgres_url: str) -> None:
+    """The triggers are turned off inside the copy's transaction: a copy that
+    fails (here: ids already in the target) rolls that back with the rest."""
+    from orchestrator_store.copy_to_postgres import copy_sqlite_to_postgres
+
+    async with DatabaseManager(db_path) as db:
+        await _random_history(db, RawSql(db_path), random.Random(9), 40)
+    await copy_sqlite_to_postgres(db_path, postgres_url)
+    with pytest.raises(DatabaseError):
+        await copy_sqlite_to_postgres(db_path, postgres_url, append=True)
+    async with DatabaseManager(postgres_url) as db:
+        await _random_history(db, RawSql(postgres_url), random.Random(10), 40)
+        await assert_reports_match(db, since=_since_moments())
+
+
+@pytest.mark.backend("sqlite")
+async def test_agents_with_totals_reads_any_number_of_agents(db: DatabaseManager) -> None:
+    """More agents than one statement's share of ids (500): every one gets its sums."""
+    definition = await db.create_orchestrator_agent("many", None, "builder")
+    agents = []
+    for n in range(501):
+        agent = await db.create_agent(definition, "big")
+        prompt = await db.create_prompt(agent, "command", f"step {n}")
+        await db.update_prompt(prompt, tokens_input=n, cost_usd=0.001)
+        agents.append(agent)
+    rows = await db.agents_with_totals(await db.list_agents("big", limit=1000))
+    assert len(rows) == 501
+    assert {row["id"]: row["tokens_input"] for row in rows} == {
+        agent: n for n, agent in enumerate(agents)
+    }
+    assert all(row["total_cost_usd"] == 0.001 for row in rows)
 
 
 @pytest.mark.backend("sqlite")
