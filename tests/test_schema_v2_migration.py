@@ -114,10 +114,16 @@ DROP_VERSION_3_POSTGRES = (
 )
 
 
+# Version 4 replaced this index of versions 1 to 3 by a wider one.
+VERSION_3_INDEX = "CREATE INDEX idx_prompts_agent_created ON prompts (agent_id, created_at)"
+UNDO_VERSION_4 = f"DROP INDEX idx_prompts_agent_totals; {VERSION_3_INDEX};"
+
+
 async def make_sqlite_version_1(path: Path) -> None:
     async with DatabaseManager(path) as db:
         await write_version_1_data(db)
     with raw_db(path) as raw:
+        raw.executescript(UNDO_VERSION_4)
         drop_version_3_sqlite(raw)
         for table in NEW_TABLES:
             raw.execute(f"DROP TABLE {table}")  # drops its indexes too
@@ -188,7 +194,9 @@ async def make_postgres_version_1(url: str) -> None:
         await write_version_1_data(db)
     await run_sql(
         url,
-        DROP_VERSION_3_POSTGRES + "DROP TABLE orchestrator_chat; DROP TABLE ai_developer_workflows;"
+        UNDO_VERSION_4
+        + DROP_VERSION_3_POSTGRES
+        + "DROP TABLE orchestrator_chat; DROP TABLE ai_developer_workflows;"
         " UPDATE adw_schema_version SET version = 1",
     )
     catalog = await postgres_catalog(url)
@@ -251,6 +259,7 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
         fresh.executescript(text)
         fresh.executescript(schema.TOTALS_PATH.read_text(encoding="utf-8"))
         upgraded.executescript(text[: text.index("CREATE TABLE IF NOT EXISTS orchestrator_chat")])
+        upgraded.executescript(UNDO_VERSION_4)
         assert sqlite_fingerprint(upgraded) == VERSION_1_FINGERPRINT
         for statement in schema.statements_to_upgrade(1, schema.DEFAULT_SCHEMA_PATH):
             upgraded.execute(statement)
@@ -258,8 +267,8 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
     finally:
         fresh.close()
         upgraded.close()
-    assert schema.LATEST_VERSION == 3
-    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2, 3]
+    assert schema.LATEST_VERSION == 4
+    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2, 3, 4]
 
 
 def test_migration_2_is_as_released() -> None:

@@ -276,9 +276,9 @@ def test_a_table_level_foreign_key_counts_like_an_inline_one() -> None:
         "    prompt_type",
         "    agent_id      TEXT NOT NULL,\n    prompt_type",
     ).replace(
-        "    error_message TEXT\n);\n\nCREATE INDEX IF NOT EXISTS idx_prompts_agent_created",
+        "    error_message TEXT\n);\n\n-- An agent's prompts",
         "    error_message TEXT,\n    FOREIGN KEY (agent_id) REFERENCES agents (id)\n);\n\n"
-        "CREATE INDEX IF NOT EXISTS idx_prompts_agent_created",
+        "-- An agent's prompts",
     )
     assert "FOREIGN KEY (agent_id)" in text
     assert mismatches(text, "sqlite") == []

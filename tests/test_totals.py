@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 from recount import assert_reports_match, read_rows
 
+from orchestrator_store.dialect import SQLITE
 from orchestrator_store.manager import DatabaseError, DatabaseManager, ValidationError
 from orchestrator_store.models import AGENT_STATUSES, AGENT_TYPES, PROMPT_STATUSES, format_timestamp
 from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
 from orchestrator_store.tables import TOTALS_TABLES
+from orchestrator_store.totals_sql import TotalsSql
 
 MODELS = ("claude-opus", "claude-sonnet", "claude-haiku", None)
 NOW = datetime.now(UTC)
@@ -518,3 +520,19 @@ async def test_the_totals_tables_are_as_tables_describes_them(db: DatabaseManage
             for table in TOTALS_TABLES
         }
     assert found == dict(TOTALS_TABLES)
+
+
+@pytest.mark.backend("sqlite")
+async def test_an_agents_prompt_sums_read_no_prompt_row(db_path: Path) -> None:
+    """Version 4's index holds every column the sums add (``agents``, ``agent``,
+    ``session``): SQLite's plan reads the index alone, however large the table."""
+    async with DatabaseManager(db_path):
+        pass
+    sql = TotalsSql(SQLITE).agents_prompt_sums(2)
+    connection = sqlite3.connect(db_path)
+    try:
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", ("a", "b"))]
+    finally:
+        connection.close()
+    assert plan == ["SEARCH prompts USING COVERING INDEX idx_prompts_agent_totals (agent_id=?)"]
+

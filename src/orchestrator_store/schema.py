@@ -312,6 +312,24 @@ UNION ALL SELECT 'ai_developer_workflows', count(*) FROM ai_developer_workflows;
 """
 
 
+# Version 4: an agent's prompt sums (``agents``, ``agent``, ``session``) read from an
+# index that holds every column they add, so that they never read a prompt's row (at 10M
+# prompts those rows are scattered over a file of gigabytes). It replaces the index on
+# (agent_id, created_at), which its first columns still serve. Building it reads every
+# prompt once, when an older file is first opened. Run again after a new file's schema
+# (where it changes nothing) and after an unversioned one's, which may have the old index.
+_V4_SQLITE = """
+DROP INDEX IF EXISTS idx_prompts_agent_created;
+CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
+    ON prompts (agent_id, created_at, status, tokens_input, tokens_output, cost_usd);
+"""
+_V4_POSTGRES = """
+DROP INDEX IF EXISTS idx_prompts_agent_created;
+CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
+    ON prompts (agent_id, created_at) INCLUDE (status, tokens_input, tokens_output, cost_usd);
+"""
+
+
 def _read_totals(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
@@ -331,6 +349,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgres_sql=_V3_COST_RULE_POSTGRES
         + _read_totals(POSTGRES_TOTALS_PATH)
         + TOTALS_FILL_POSTGRES,
+    ),
+    Migration(
+        4,
+        "an agent's prompt sums read from an index alone",
+        sql=_V4_SQLITE,
+        postgres_sql=_V4_POSTGRES,
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -375,6 +399,7 @@ def statements_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
     if current_version == 0:  # a new file, or an unversioned one from before version 1
         return [
             *split_statements(load_schema(schema_path), str(schema_path)),
+            *split_statements(_V4_SQLITE, "the agent totals index"),
             *split_statements(_V3_COST_RULE_SQLITE, "the cost rule"),
             *split_statements(load_schema(TOTALS_PATH), str(TOTALS_PATH)),
             *split_statements(TOTALS_FILL_SQLITE, "the totals"),
@@ -397,5 +422,6 @@ def postgres_scripts_to_upgrade(current_version: int, schema_path: Path) -> list
         if not _has_code(script):
             raise SchemaError(f"invalid schema file {schema_path}: it holds no SQL statement")
         totals = load_schema(POSTGRES_TOTALS_PATH)
-        return [script, "\n".join((_V3_COST_RULE_POSTGRES, totals, TOTALS_FILL_POSTGRES))]
+        rest = (_V4_POSTGRES, _V3_COST_RULE_POSTGRES, totals, TOTALS_FILL_POSTGRES)
+        return [script, "\n".join(rest)]
     return ["\n".join(m.postgres_sql for m in MIGRATIONS if m.version > current_version)]

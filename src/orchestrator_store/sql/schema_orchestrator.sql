@@ -80,8 +80,9 @@ CREATE TABLE IF NOT EXISTS prompts (
     error_message TEXT
 );
 
-CREATE INDEX IF NOT EXISTS idx_prompts_agent_created
-    ON prompts (agent_id, created_at);
+-- An agent's prompts in order, with what their sums read: those sums never touch the table.
+CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
+    ON prompts (agent_id, created_at, status, tokens_input, tokens_output, cost_usd);
 CREATE INDEX IF NOT EXISTS idx_prompts_status_created
     ON prompts (status, created_at);
 CREATE INDEX IF NOT EXISTS idx_prompts_created_at

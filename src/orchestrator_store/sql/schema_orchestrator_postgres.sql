@@ -80,8 +80,9 @@ CREATE TABLE IF NOT EXISTS prompts (
     row_order     BIGINT GENERATED ALWAYS AS IDENTITY
 );
 
-CREATE INDEX IF NOT EXISTS idx_prompts_agent_created
-    ON prompts (agent_id, created_at);
+-- An agent's prompts in order, with what their sums read: an index-only scan for them.
+CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
+    ON prompts (agent_id, created_at) INCLUDE (status, tokens_input, tokens_output, cost_usd);
 CREATE INDEX IF NOT EXISTS idx_prompts_status_created
     ON prompts (status, created_at);
 CREATE INDEX IF NOT EXISTS idx_prompts_created_at
