@@ -110,7 +110,8 @@ DROP_VERSION_3_POSTGRES = (
     + "DROP FUNCTION adw_agents_totals, adw_prompts_totals, adw_count_rows,"
     " adw_daily_costs_follow CASCADE;"
     " DROP FUNCTION adw_add_prompt, adw_recount_sessions, adw_session_bounds,"
-    " adw_add_agent_prompts, adw_add_costs, adw_is_active, adw_shard, adw_day, adw_nano;"
+    " adw_add_agent_prompts, adw_add_costs, adw_is_active, adw_shard, adw_day, adw_nano,"
+    " adw_fold_shards, adw_fold;"
 )
 
 

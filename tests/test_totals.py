@@ -536,3 +536,71 @@ async def test_an_agents_prompt_sums_read_no_prompt_row(db_path: Path) -> None:
         connection.close()
     assert plan == ["SEARCH prompts USING COVERING INDEX idx_prompts_agent_totals (agent_id=?)"]
 
+
+SHARDED_TABLES = ("daily_costs", "model_costs", "session_daily_costs", "row_counts")
+ONE_PROMPT = (  # a prompt for the agent of the session $1
+    "INSERT INTO prompts (id, agent_id, prompt_type, prompt_text, model_used, tokens_input,"
+    " cost_usd, created_at) SELECT gen_random_uuid(), id, 'command', 'x', 'm', 7, 0.5, now()"
+    " FROM agents WHERE session_id = $1"
+)
+
+
+async def _shards(connection: Any) -> dict[str, set[int]]:
+    return {
+        table: {row["shard"] for row in await connection.fetch(f"SELECT shard FROM {table}")}
+        for table in SHARDED_TABLES
+    }
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_fold_gathers_the_shards_without_waiting_for_writers(store_url: str) -> None:
+    """Each server process keeps sums of its own; a fold adds them into shard 0
+    (at connect and in prune) and no report changes. A row a writer's open
+    transaction holds is skipped, not waited for, and folded next time."""
+    from pg_testing import connect_raw
+
+    async with DatabaseManager(store_url) as db:
+        definition = await db.create_orchestrator_agent("builder", None, "builder")
+    writers = [await connect_raw(store_url) for _ in range(3)]
+    try:
+        for number, writer in enumerate(writers):
+            await writer.execute(
+                "INSERT INTO agents (id, orchestrator_agent_id, session_id, status, cost_usd,"
+                f" started_at) VALUES (gen_random_uuid(), '{definition}', 's-{number}',"
+                " 'executing', 0.25, now())"
+            )
+            await writer.execute(ONE_PROMPT, f"s-{number}")
+        pids = {await writer.fetchval("SELECT pg_backend_pid()") for writer in writers}
+        shards = await _shards(writers[0])
+        assert all(pids <= found for found in shards.values()), shards
+
+        holder = writers[0]
+        holding = holder.transaction()
+        await holder.execute("SELECT 1")  # the session is live before the transaction
+        await holding.start()
+        await holder.execute("UPDATE prompts SET tokens_input = tokens_input + 1")
+        await holder.execute(ONE_PROMPT, "s-0")  # holds its shard's count of prompts
+        held = await holder.fetchval("SELECT pg_backend_pid()")
+        folder = await connect_raw(store_url)
+        try:  # the guard only keeps a hang from stalling the suite
+            folded = await asyncio.wait_for(folder.fetchval("SELECT adw_fold_shards()"), 60)
+            assert folded > 0
+            after = await _shards(folder)
+        finally:
+            await folder.close()
+        assert all(found <= {0, held} for found in after.values()), after
+        assert held in after["daily_costs"] and held in after["row_counts"]
+        await holding.commit()
+    finally:
+        for writer in writers:
+            await writer.close()
+
+    async with DatabaseManager(store_url) as db:  # connecting folds what is left
+        await assert_reports_match(db)
+        (total,) = await db.cost_totals()
+        assert (total["prompts"], total["tokens_input"], total["cost_usd"]) == (4, 31, 2.75)
+        shards = {
+            table: {row["shard"] for row in await db.query(f"SELECT shard FROM {table}")}
+            for table in SHARDED_TABLES
+        }
+        assert all(found == {0} for found in shards.values()), shards

@@ -368,6 +368,7 @@ class PostgresBackend:
         try:
             async with pool.acquire(timeout=settings.acquire_timeout) as connection:
                 await self._migrate(connection)
+                await self._fold_shards(connection)
         except BaseException as exc:
             pool.terminate()
             if isinstance(exc, DRIVER_ERRORS):
@@ -497,6 +498,20 @@ class PostgresBackend:
                 f"store's version {LATEST_VERSION}: upgrade the store to open it "
                 "(the database was left untouched)"
             )
+
+    async def _fold_shards(self, connection: Any) -> None:
+        """Fold the sums other server processes kept (see ``adw_fold_shards``
+        in the totals file), so that they stay few however many processes come
+        and go. It never waits for a writer; housekeeping, so a failure is
+        logged and the store opens all the same."""
+        try:
+            folded = await connection.fetchval("SELECT adw_fold_shards()")
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                raise
+            logger.warning("%s: folding the totals' shards failed: %s", self.location, exc)
+            return
+        logger.debug("%s: folded %s rows of the totals' shards", self.location, folded)
 
     async def _run_script(self, connection: Any, script: str) -> None:
         try:

@@ -403,6 +403,9 @@ class _Pruner:
     async def reclaim(self, tally: _Tally, *, vacuum: bool) -> bool:
         """Hand freed space back; whether a SQLite checkpoint then found a busy reader."""
         if self.sqlite is None:
+            # Other server processes' shards of the sums, folded first (see the
+            # totals file): the rows this deletes are vacuumed with the rest.
+            await self.backend.fetch_all("SELECT adw_fold_shards()", (), table="row_counts")
             touched = [table for table in TABLES if tally.rows.get(table)]
             # The totals the triggers kept in step with the deletes have dead rows too.
             tables = [*(TABLES if vacuum else touched), *TOTALS_TABLES]

@@ -318,6 +318,8 @@ UNION ALL SELECT 'ai_developer_workflows', count(*) FROM ai_developer_workflows;
 # (agent_id, created_at), which its first columns still serve. Building it reads every
 # prompt once, when an older file is first opened. Run again after a new file's schema
 # (where it changes nothing) and after an unversioned one's, which may have the old index.
+# On PostgreSQL it also brings the totals file's functions up to date (all of it is
+# CREATE OR REPLACE or IF NOT EXISTS): the fold of the shards (``adw_fold_shards``).
 _V4_SQLITE = """
 DROP INDEX IF EXISTS idx_prompts_agent_created;
 CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
@@ -354,7 +356,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "an agent's prompt sums read from an index alone",
         sql=_V4_SQLITE,
-        postgres_sql=_V4_POSTGRES,
+        postgres_sql=_V4_POSTGRES + _read_totals(POSTGRES_TOTALS_PATH),
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

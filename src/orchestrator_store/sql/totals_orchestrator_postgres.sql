@@ -181,6 +181,9 @@ $$;
 -- (in the same shard, so the row is as private to its writer as the day's).
 CREATE OR REPLACE FUNCTION adw_daily_costs_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF current_setting('adw.folding', true) = 'on' THEN
+        RETURN NULL;  -- a fold moves day sums between shards: no model's sum changes
+    END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
         UPDATE model_costs SET
             prompts = prompts - OLD.prompts,
@@ -388,3 +391,52 @@ CREATE OR REPLACE TRIGGER orchestrator_chat_count AFTER INSERT OR DELETE ON orch
     FOR EACH ROW EXECUTE FUNCTION adw_count_rows();
 CREATE OR REPLACE TRIGGER ai_developer_workflows_count AFTER INSERT OR DELETE ON ai_developer_workflows
     FOR EACH ROW EXECUTE FUNCTION adw_count_rows();
+
+-- --- folding the shards ------------------------------------------------------------------
+
+-- Each server process that writes keeps rows of its own (shard = its pid) in the day,
+-- model, session-day and row-count sums. Processes come and go, so those rows would
+-- grow without bound, and every report reads them all. A fold adds the rows of other
+-- shards into shard 0 and deletes them, in one transaction, so that the sums per key are
+-- the same in every snapshot. It never waits for a writer: a row a transaction holds now
+-- is skipped (SKIP LOCKED) and folded next time. Writers never write shard 0, and one
+-- fold runs at a time (a second one returns 0 at once), so nobody waits in a cycle.
+
+-- Folds one table; v_keys are its key columns, v_sums its summed ones. The rows folded.
+CREATE OR REPLACE FUNCTION adw_fold(v_table TEXT, v_keys TEXT, v_sums TEXT[]) RETURNS BIGINT
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_folded BIGINT;
+BEGIN
+    EXECUTE format(
+        'WITH gone AS (DELETE FROM %1$I WHERE ctid = ANY (ARRAY(SELECT ctid FROM %1$I'
+        ' WHERE shard <> 0 FOR UPDATE SKIP LOCKED)) RETURNING *),'
+        ' kept AS (INSERT INTO %1$I AS t (%2$s, shard, %3$s)'
+        ' SELECT %2$s, 0, %4$s FROM gone GROUP BY %2$s'
+        ' ON CONFLICT (%2$s, shard) DO UPDATE SET %5$s RETURNING 1)'
+        ' SELECT count(*) FROM gone',
+        v_table, v_keys, array_to_string(v_sums, ', '),
+        (SELECT string_agg(format('sum(%I)', s), ', ') FROM unnest(v_sums) s),
+        (SELECT string_agg(format('%1$I = t.%1$I + excluded.%1$I', s), ', ')
+         FROM unnest(v_sums) s))
+    INTO v_folded;
+    RETURN v_folded;
+END $$;
+
+-- Folds every sharded table; the rows folded (0 when another fold is running).
+CREATE OR REPLACE FUNCTION adw_fold_shards() RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE
+    v_sums CONSTANT TEXT[] := ARRAY['prompts', 'tokens_input', 'tokens_output', 'cost_nano'];
+    v_folded BIGINT;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('adw_fold_shards')) THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('adw.folding', 'on', true);  -- model_costs is folded on its own
+    v_folded := adw_fold('daily_costs', 'day, model_used, orchestrator_agent_id', v_sums)
+        + adw_fold('model_costs', 'model_used, orchestrator_agent_id', v_sums)
+        + adw_fold('session_daily_costs', 'session_id, day', v_sums)
+        + adw_fold('row_counts', 'table_name', ARRAY['row_count']);
+    PERFORM set_config('adw.folding', 'off', true);
+    RETURN v_folded;
+END $$;
