@@ -537,6 +537,23 @@ async def test_an_agents_prompt_sums_read_no_prompt_row(db_path: Path) -> None:
     assert plan == ["SEARCH prompts USING COVERING INDEX idx_prompts_agent_totals (agent_id=?)"]
 
 
+REPORTS_BY_TABLE = {
+    "session_totals": lambda db: db.session_summaries(limit=5),
+    "model_costs": lambda db: db.cost_totals("model"),
+    "daily_costs": lambda db: db.cost_totals("day", limit=5),
+    "row_counts": lambda db: db.count_rows(),
+}
+
+
+@pytest.mark.parametrize("table", REPORTS_BY_TABLE)
+async def test_a_report_that_cannot_read_names_the_table(
+    db: DatabaseManager, store_url: Any, table: str
+) -> None:
+    await RawSql(store_url).run(f"DROP TABLE {table}")
+    with pytest.raises(DatabaseError, match=f"^{table}: read failed"):
+        await REPORTS_BY_TABLE[table](db)
+
+
 SHARDED_TABLES = ("daily_costs", "model_costs", "session_daily_costs", "row_counts")
 ONE_PROMPT = (  # a prompt for the agent of the session $1
     "INSERT INTO prompts (id, agent_id, prompt_type, prompt_text, model_used, tokens_input,"

@@ -112,15 +112,17 @@ class Reports:
         query = parse_input(SessionQuery, "agents", {"limit": limit})
         self._require_open()
         if query.limit is None:
-            rows = await self._read(self._totals.all_sessions(), ())
+            rows = await self._read(self._totals.all_sessions(), (), "session_totals")
         else:
-            rows = await self._read(self._totals.latest_sessions(), (query.limit,))
+            rows = await self._read(
+                self._totals.latest_sessions(), (query.limit,), "session_totals"
+            )
         return [_in_dollars(row) for row in rows]
 
     async def session_summary(self, session_id: str) -> Row | None:
         query = parse_input(SessionId, "agents", {"session_id": session_id})
         self._require_open()
-        rows = await self._read(self._totals.one_session(), (query.session_id,))
+        rows = await self._read(self._totals.one_session(), (query.session_id,), "session_totals")
         return _in_dollars(rows[0]) if rows else None
 
     async def cost_totals(
@@ -149,21 +151,24 @@ class Reports:
         self, by: str | None, first_day: str | None, limit: int | None
     ) -> list[Row]:
         if by == "day" and first_day is None and limit is not None:
-            return await self._read(self._totals.latest_days(), (limit,))
+            return await self._read(self._totals.latest_days(), (limit,), "daily_costs")
         if by not in ("session", "day") and first_day is None:
-            return await self._read(self._totals.model_costs(by), ())
+            return await self._read(self._totals.model_costs(by), (), "model_costs")
         if by != "session":
             sql = self._totals.daily_costs(by, since=first_day is not None)
-            return await self._read(sql, () if first_day is None else (first_day,))
+            return await self._read(sql, () if first_day is None else (first_day,), "daily_costs")
         if first_day is not None:
             if limit is not None:
                 sql = self._totals.session_costs_since(most_expensive=True)
-                return await self._read(sql, (first_day, limit))
+                return await self._read(sql, (first_day, limit), "session_daily_costs")
             sql = self._totals.session_costs_since(most_expensive=False)
-            return await self._read(sql, (first_day,))
+            return await self._read(sql, (first_day,), "session_daily_costs")
         if limit is not None:
-            return await self._read(self._totals.session_costs(most_expensive=True), (limit,))
-        return await self._read(self._totals.session_costs(most_expensive=False), ())
+            sql = self._totals.session_costs(most_expensive=True)
+            return await self._read(sql, (limit,), "session_totals")
+        return await self._read(
+            self._totals.session_costs(most_expensive=False), (), "session_totals"
+        )
 
     async def _raw_costs(
         self, by: str | None, session_id: str | None, since: str | None, before: str | None
@@ -172,7 +177,7 @@ class Reports:
             by, session=session_id is not None, since=since is not None, before=before is not None
         )
         once = [value for value in (session_id, since, before) if value is not None]
-        return await self._read(sql, [*once, *once])
+        return await self._read(sql, [*once, *once], "prompts")
 
     async def agents_with_totals(self, agents: list[Row]) -> list[Row]:
         """``agents`` (rows of the agents table), each with its prompts' sums
@@ -185,14 +190,15 @@ class Reports:
         ids = [str(agent["id"]) for agent in agents]
         for start in range(0, len(ids), _IDS_PER_QUERY):
             chunk = ids[start : start + _IDS_PER_QUERY]
-            for row in await self._read(self._totals.agents_prompt_sums(len(chunk)), chunk):
+            sql = self._totals.agents_prompt_sums(len(chunk))
+            for row in await self._read(sql, chunk, "prompts"):
                 sums[str(row["agent_id"])] = row
         return [_with_totals(agent, sums.get(str(agent["id"]))) for agent in agents]
 
     async def session_tree(self, session_id: str) -> list[Row]:
         query = parse_input(SessionId, "agents", {"session_id": session_id})
         self._require_open()
-        rows = await self._read(self._totals.session_agents(), (query.session_id,))
+        rows = await self._read(self._totals.session_agents(), (query.session_id,), "agents")
         agents = await self.agents_with_totals(_decoded("agents", rows))
         return _as_tree(agents)
 
@@ -207,18 +213,19 @@ class Reports:
         sql = self._totals.session_prompts(status=page.status is not None)
         size = page.limit if page.limit is not None else MAX_INTEGER
         params = [query.session_id, *([page.status] if page.status else []), size, page.offset]
-        return _decoded("prompts", await self._read(sql, params))
+        return _decoded("prompts", await self._read(sql, params, "prompts"))
 
     async def count_rows(self) -> dict[str, int]:
         self._require_open()
         counted = {
             row["table_name"]: int(row["n"])
-            for row in await self._read(self._totals.row_counts(), ())
+            for row in await self._read(self._totals.row_counts(), (), "row_counts")
         }
         return {table: counted.get(table, 0) for table in TABLES}
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        return await self._backend.fetch_all(sql, params, table="agents")
+    async def _read(self, sql: str, params: Sequence[Any], table: str) -> list[Row]:
+        """The rows of ``sql``; ``table`` (what it reads first) names it in errors."""
+        return await self._backend.fetch_all(sql, params, table=table)
 
     async def log_bounds(self) -> Row:
         """Both log tables' bounds, read in one statement (so in one snapshot)."""
