@@ -570,6 +570,7 @@ async def _shards(connection: Any) -> dict[str, set[int]]:
 
 
 @pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres("each raw connection must be one server process: one shard")
 async def test_a_fold_gathers_the_shards_without_waiting_for_writers(store_url: str) -> None:
     """Each server process keeps sums of its own; a fold adds them into shard 0
     (at connect and in prune) and no report changes. A row a writer's open
@@ -593,7 +594,6 @@ async def test_a_fold_gathers_the_shards_without_waiting_for_writers(store_url: 
 
         holder = writers[0]
         holding = holder.transaction()
-        await holder.execute("SELECT 1")  # the session is live before the transaction
         await holding.start()
         await holder.execute("UPDATE prompts SET tokens_input = tokens_input + 1")
         await holder.execute(ONE_PROMPT, "s-0")  # holds its shard's count of prompts
