@@ -22,7 +22,7 @@ import pytest
 from recount import assert_reports_match, read_rows
 
 from orchestrator_store.dialect import SQLITE
-from orchestrator_store.manager import DatabaseError, DatabaseManager, ValidationError
+from orchestrator_store.manager import BusyError, DatabaseError, DatabaseManager, ValidationError
 from orchestrator_store.models import AGENT_STATUSES, AGENT_TYPES, PROMPT_STATUSES, format_timestamp
 from orchestrator_store.schema import DEFAULT_SCHEMA_PATH, LATEST_VERSION
 from orchestrator_store.tables import TOTALS_TABLES
@@ -621,3 +621,58 @@ async def test_a_fold_gathers_the_shards_without_waiting_for_writers(store_url: 
             for table in SHARDED_TABLES
         }
         assert all(found == {0} for found in shards.values()), shards
+
+
+@pytest.mark.backend("postgresql")
+async def test_a_deadlock_on_the_totals_is_a_busy_error_and_loses_nothing(store_url: str) -> None:
+    """Two blocks that write two agents of one session in opposite orders meet
+    on the session's totals row: PostgreSQL rolls one back. It raises a
+    retryable ``BusyError`` saying so, the other commits, and both stores go on."""
+    from pg_testing import connect_raw
+
+    async with DatabaseManager(store_url) as first, DatabaseManager(store_url) as second:
+        definition = await first.create_orchestrator_agent("builder", None, "builder")
+        one = await first.create_agent(definition, "shared")
+        other = await first.create_agent(definition, "shared")
+        first_holds_one = asyncio.Event()
+        watcher = await connect_raw(store_url)
+
+        async def someone_waits_for_a_lock() -> None:
+            sql = (
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            for _ in range(3000):  # the server's view, polled: no event tells it
+                if await watcher.fetchval(sql):
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the second block never waited for a lock")
+
+        async def first_block() -> None:
+            async with first.transaction():
+                await first.update_agent(one, cost_usd=1.0)
+                first_holds_one.set()
+                await someone_waits_for_a_lock()  # the second holds `other`, waits for us
+                await first.update_agent(other, cost_usd=1.0)
+
+        async def second_block() -> None:
+            await first_holds_one.wait()
+            async with second.transaction():
+                await second.update_agent(other, cost_usd=2.0)
+                await second.update_agent(one, cost_usd=2.0)
+
+        try:  # the guard only keeps a hang from stalling the suite
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(first_block(), second_block(), return_exceptions=True), 60
+            )
+        finally:
+            await watcher.close()
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert len(errors) == 1, outcomes
+        assert isinstance(errors[0], BusyError) and errors[0].retryable, errors
+        assert "rolled this transaction back" in str(errors[0])
+        winner = 2.0 if isinstance(outcomes[0], BaseException) else 1.0
+        for db in (first, second):
+            await db.update_agent(one, status="completed")
+            assert (await db.get_agent(other) or {})["cost_usd"] == winner
+        await assert_reports_match(first)

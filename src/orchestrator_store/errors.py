@@ -81,8 +81,11 @@ class SchemaError(DatabaseError):
 
 class BusyError(DatabaseError):
     """The database stayed locked by another connection or process for longer
-    than the store waits (SQLite's "database is locked"), or no pooled
-    connection came free in time (PostgreSQL): nothing was written; retry later."""
+    than the store waits (SQLite's "database is locked"), no pooled
+    connection came free in time (PostgreSQL), or PostgreSQL rolled the
+    transaction back to break a deadlock or a serialization conflict with
+    another: nothing was written; retry later (a ``transaction()`` block: run
+    it again)."""
 
     retryable = True
 

@@ -111,6 +111,10 @@ CONNECTION_LOST: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     OSError,
 )
+# The server rolled the transaction back so that a concurrent one could go on:
+# running it again is the remedy (two transactions that write two agents of one
+# session in opposite orders deadlock on the session's totals row).
+ROLLED_BACK_FOR_ANOTHER = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 # A named prepared statement of the driver's cache that the server connection
 # does not have (or has another of): the server side changed between two
 # statements, as behind PgBouncer in transaction mode.
@@ -850,6 +854,13 @@ class PostgresBackend:
             error = StatementTimeoutError(
                 f"{table}: {action} failed: {cause}; raise command_timeout if such "
                 "statements are expected to take that long",
+                table=table,
+            )
+        elif isinstance(exc, ROLLED_BACK_FOR_ANOTHER):
+            error = BusyError(
+                f"{table}: {action} failed: {getattr(exc, 'message', exc)}: the server rolled "
+                "this transaction back so that a concurrent one could go on, and nothing of "
+                "it was written; run it again",
                 table=table,
             )
         elif isinstance(exc, PREPARED_STATEMENT_LOST):

@@ -39,7 +39,9 @@ Space
     the write lock for the whole rewrite (seconds per GB; other processes'
     writes wait, up to their busy timeout), writes the whole file through
     the WAL and needs free disk space about the file's size.
-    PostgreSQL: each table deleted from, and the totals its triggers keep, gets
+    PostgreSQL: first the totals' rows kept per server process are folded
+    into one (``adw_fold_shards``, which never waits for a writer), then each
+    table deleted from, and the totals its triggers keep, gets
     a plain ``VACUUM (ANALYZE)`` (not FULL: no exclusive lock, writers go on), so
     later rows reuse the space and the tables stay flat across prune cycles
     instead of growing
