@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from test_concurrency import (
 from orchestrator_store import sqlite_backend
 from orchestrator_store.inline_writes import InlineWrites
 from orchestrator_store.manager import DatabaseManager, IntegrityError
-from orchestrator_store.sqlite_writer import Statement, WriterThread
+from orchestrator_store.sqlite_writer import YIELD_EVERY, Statement, WriterThread
 from orchestrator_store.wal_index import WalIndex
 
 pytestmark = pytest.mark.backend("sqlite")
@@ -277,3 +278,47 @@ async def test_a_statement_past_its_steps_is_undone_and_run_on_the_thread(
     rows = await writer.call(lambda connection: connection.execute("SELECT n FROM t").fetchall())
     assert sorted(rows) == [(-2,), (-1,)]
     assert not await writer.call(lambda connection: connection.in_transaction)
+
+
+async def test_a_task_writing_alone_skips_turns_but_never_starves_the_others(
+    store: DatabaseManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One task's writes in a row go without a turn of the loop before each
+    (nobody's write could share their commit), but the writer still yields at
+    least every ``YIELD_EVERY``, and each time the other tasks run."""
+    real_sleep = asyncio.sleep
+    yields = 0
+
+    async def counted_sleep(delay: float, *args: object) -> object:
+        nonlocal yields
+        yields += delay == 0
+        return await real_sleep(delay, *args)
+
+    writes, ticks, writing = 2000, 0, True
+
+    async def ticker() -> None:  # yields through the real sleep: not counted
+        nonlocal ticks
+        while writing:
+            await real_sleep(0)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    await real_sleep(0)  # the ticker is running
+    monkeypatch.setattr(asyncio, "sleep", counted_sleep)
+    started = time.monotonic()
+    try:
+        for n in range(writes):
+            await system_log(store, f"alone {n}")
+    finally:
+        elapsed = time.monotonic() - started
+        monkeypatch.undo()
+        writing = False
+        await ticking
+    # A turn at most every YIELD_EVERY, and at least every YIELD_EVERY plus a
+    # write (here a tenth as many, for writes slowed by a busy machine).
+    assert elapsed / (10 * YIELD_EVERY) - 1 <= yields <= elapsed / YIELD_EVERY + 1, (
+        yields,
+        elapsed,
+    )
+    assert yields < writes  # turns were skipped
+    assert ticks >= yields  # each turn the writer gave, the ticker took
