@@ -49,7 +49,7 @@ start in that turn are seen, so they are queued and share one commit instead.
 It does not yield when the task that made the store's previous write makes
 this one too and yielded less than ``YIELD_EVERY`` ago: one task writing
 alone has nobody's write to share a commit with, and a turn of the loop (a
-system call) cost it some 8 us of a 60 us write; others wait a millisecond
+system call) cost it some 2-4 us of a 60 us write; others wait a millisecond
 at most.
 """
 
