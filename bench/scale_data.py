@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from orchestrator_store.dialect import GENERATED_IDS
+from orchestrator_store.tables import TABLES
+
 SESSIONS_PER_DAY = 100
 AGENTS_PER_SESSION = 10
 PROMPTS_PER_AGENT = 10
@@ -72,38 +75,18 @@ _PROMPT_TYPES = ("followup",) * 10 + ("tool_call",) * 7 + ("correction",) * 3
 _PROMPT_ERRORS = ("rate limited (429)", "request timed out", "context length exceeded")
 _COMPONENTS = ("scheduler", "dispatcher", "budget", "worktree")
 
+_LEFT_OUT = {"agents": ("config",)}  # columns the rows leave to the database (NULL)
+
+
+def _written(table: str) -> tuple[str, ...]:
+    """The table's columns as ``tables`` lists them, but for its generated id
+    and the ones left out."""
+    skipped = {*_LEFT_OUT.get(table, ()), *(("id",) if table in GENERATED_IDS else ())}
+    return tuple(column for column in TABLES[table].columns if column not in skipped)
+
+
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "agents": (
-        "id",
-        "orchestrator_agent_id",
-        "session_id",
-        "parent_agent_id",
-        "status",
-        "context",
-        "started_at",
-        "completed_at",
-        "cost_usd",
-        "error_message",
-    ),
-    "prompts": (
-        "id",
-        "agent_id",
-        "prompt_type",
-        "prompt_name",
-        "prompt_text",
-        "response_text",
-        "status",
-        "model_used",
-        "tokens_input",
-        "tokens_output",
-        "cost_usd",
-        "latency_ms",
-        "created_at",
-        "completed_at",
-        "error_message",
-    ),
-    "agent_logs": ("agent_id", "log_level", "log_type", "message", "details", "created_at"),
-    "system_logs": ("log_level", "component", "message", "details", "created_at"),
+    table: _written(table) for table in ("agents", "prompts", "agent_logs", "system_logs")
 }
 
 Stamp = Callable[[int], Any]
