@@ -111,7 +111,7 @@ DROP_VERSION_3_POSTGRES = (
     " adw_daily_costs_follow CASCADE;"
     " DROP FUNCTION adw_add_prompt, adw_recount_sessions, adw_session_bounds,"
     " adw_add_agent_prompts, adw_add_costs, adw_is_active, adw_shard, adw_day, adw_nano,"
-    " adw_fold_shards, adw_fold;"
+    " adw_fold_shards, adw_fold, adw_add_model_costs;"
 )
 
 

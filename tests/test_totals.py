@@ -676,3 +676,36 @@ async def test_a_deadlock_on_the_totals_is_a_busy_error_and_loses_nothing(store_
             await db.update_agent(one, status="completed")
             assert (await db.get_agent(other) or {})["cost_usd"] == winner
         await assert_reports_match(first)
+
+
+@pytest.mark.backend("postgresql")
+@pytest.mark.direct_postgres("the writer's connection must be one server process: one shard")
+async def test_a_day_row_a_fold_skipped_still_moves_its_models_sum(store_url: str) -> None:
+    """A fold skips a writer's day row that is held but moves that writer's
+    model row; the writer's next change of that day row must still reach the
+    model's sum (a plain UPDATE of the moved row changed nothing)."""
+    from pg_testing import connect_raw, run_sql
+
+    async with DatabaseManager(store_url) as db:
+        definition = await db.create_orchestrator_agent("builder", None, "builder")
+    writer = await connect_raw(store_url)
+    try:
+        await writer.execute(
+            "INSERT INTO agents (id, orchestrator_agent_id, session_id, status, started_at)"
+            f" VALUES (gen_random_uuid(), '{definition}', 's-0', 'executing', now())"
+        )
+        await writer.execute(ONE_PROMPT, "s-0")
+        holding = writer.transaction()
+        await holding.start()
+        await writer.execute(  # the day rows held, as a writer's trigger holds them
+            "SELECT 1 FROM daily_costs WHERE shard = pg_backend_pid() FOR UPDATE"
+        )
+        await run_sql(store_url, "SELECT adw_fold_shards()")
+        await holding.commit()
+        await writer.execute("UPDATE prompts SET cost_usd = 2.5, tokens_input = 9")
+    finally:
+        await writer.close()
+    async with DatabaseManager(store_url) as db:
+        await assert_reports_match(db)
+        (total,) = await db.cost_totals("model")
+        assert (total["prompts"], total["tokens_input"], total["cost_usd"]) == (1, 9, 2.5)

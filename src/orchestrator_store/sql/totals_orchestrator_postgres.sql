@@ -178,31 +178,36 @@ $$;
 -- --- the day sums, added up ---------------------------------------------------------------
 
 -- model_costs follows daily_costs: each change of a day sum, added to its model's sum
--- (in the same shard, so the row is as private to its writer as the day's).
+-- (in the same shard, so the row is as private to its writer as the day's). Both the
+-- old amounts taken away and the new ones added are upserts: a fold may have moved the
+-- model's row to shard 0 while the day's row stayed (a writer held it), and a plain
+-- UPDATE of the gone row would drop the change.
+CREATE OR REPLACE FUNCTION adw_add_model_costs(
+    v_model TEXT, v_definition UUID, v_shard INTEGER, v_prompts BIGINT, v_tokens_input BIGINT,
+    v_tokens_output BIGINT, v_cost NUMERIC
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO model_costs AS m (model_used, orchestrator_agent_id, shard, prompts,
+                                  tokens_input, tokens_output, cost_nano)
+    VALUES (v_model, v_definition, v_shard, v_prompts, v_tokens_input, v_tokens_output, v_cost)
+    ON CONFLICT (model_used, orchestrator_agent_id, shard) DO UPDATE SET
+        prompts = m.prompts + excluded.prompts,
+        tokens_input = m.tokens_input + excluded.tokens_input,
+        tokens_output = m.tokens_output + excluded.tokens_output,
+        cost_nano = m.cost_nano + excluded.cost_nano
+$$;
+
 CREATE OR REPLACE FUNCTION adw_daily_costs_follow() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF current_setting('adw.folding', true) = 'on' THEN
         RETURN NULL;  -- a fold moves day sums between shards: no model's sum changes
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        UPDATE model_costs SET
-            prompts = prompts - OLD.prompts,
-            tokens_input = tokens_input - OLD.tokens_input,
-            tokens_output = tokens_output - OLD.tokens_output,
-            cost_nano = cost_nano - OLD.cost_nano
-        WHERE model_used = OLD.model_used AND orchestrator_agent_id = OLD.orchestrator_agent_id
-          AND shard = OLD.shard;
+        PERFORM adw_add_model_costs(OLD.model_used, OLD.orchestrator_agent_id, OLD.shard,
+            -OLD.prompts, -OLD.tokens_input, -OLD.tokens_output, -OLD.cost_nano);
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO model_costs AS m (model_used, orchestrator_agent_id, shard, prompts,
-                                      tokens_input, tokens_output, cost_nano)
-        VALUES (NEW.model_used, NEW.orchestrator_agent_id, NEW.shard, NEW.prompts,
-                NEW.tokens_input, NEW.tokens_output, NEW.cost_nano)
-        ON CONFLICT (model_used, orchestrator_agent_id, shard) DO UPDATE SET
-            prompts = m.prompts + excluded.prompts,
-            tokens_input = m.tokens_input + excluded.tokens_input,
-            tokens_output = m.tokens_output + excluded.tokens_output,
-            cost_nano = m.cost_nano + excluded.cost_nano;
+        PERFORM adw_add_model_costs(NEW.model_used, NEW.orchestrator_agent_id, NEW.shard,
+            NEW.prompts, NEW.tokens_input, NEW.tokens_output, NEW.cost_nano);
     END IF;
     RETURN NULL;
 END $$;
