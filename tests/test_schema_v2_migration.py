@@ -118,6 +118,9 @@ DROP_VERSION_3_POSTGRES = (
 # Version 4 replaced this index of versions 1 to 3 by a wider one.
 VERSION_3_INDEX = "CREATE INDEX idx_prompts_agent_created ON prompts (agent_id, created_at)"
 UNDO_VERSION_4 = f"DROP INDEX idx_prompts_agent_totals; {VERSION_3_INDEX};"
+# Version 5 gave PostgreSQL's log tables their transaction column (and its index, which
+# goes with it); on SQLite it changed nothing, so there is nothing to undo.
+UNDO_VERSION_5 = "ALTER TABLE agent_logs DROP COLUMN tx; ALTER TABLE system_logs DROP COLUMN tx;"
 
 
 async def make_sqlite_version_1(path: Path) -> None:
@@ -134,12 +137,16 @@ async def make_sqlite_version_1(path: Path) -> None:
 
 
 async def postgres_catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Tables, columns, constraints and indexes of the URL's schema."""
+    """Tables, columns, constraints and indexes of the URL's schema. A column's
+    position is counted among the table's columns as they are (a dropped column
+    leaves a gap in ``ordinal_position``, and taking a version back drops some)."""
     from pg_testing import connect_raw
 
     queries = {
         "columns": (
-            "SELECT table_name, ordinal_position, column_name, data_type, is_nullable,"
+            "SELECT table_name,"
+            " row_number() OVER (PARTITION BY table_name ORDER BY ordinal_position),"
+            " column_name, data_type, is_nullable,"
             " column_default, is_identity, identity_generation FROM information_schema.columns"
             " WHERE table_schema = current_schema() ORDER BY 1, 2"
         ),
@@ -163,16 +170,21 @@ async def postgres_catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
         await connection.close()
 
 
-async def postgres_rows(url: str, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+async def postgres_rows(url: str, names: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of the tables ``names``, their columns as ``tables`` describes them
+    (not the hidden ones: a log row's transaction, which version 5 added)."""
     from pg_testing import connect_raw
 
     connection = await connect_raw(url)
     try:
         return {
             table: [
-                tuple(row) for row in await connection.fetch(f"SELECT * FROM {table} ORDER BY id")
+                tuple(row)
+                for row in await connection.fetch(
+                    f"SELECT {', '.join(tables.TABLES[table].columns)} FROM {table} ORDER BY id"
+                )
             ]
-            for table in tables
+            for table in names
         }
     finally:
         await connection.close()
@@ -195,7 +207,8 @@ async def make_postgres_version_1(url: str) -> None:
         await write_version_1_data(db)
     await run_sql(
         url,
-        UNDO_VERSION_4
+        UNDO_VERSION_5
+        + UNDO_VERSION_4
         + DROP_VERSION_3_POSTGRES
         + "DROP TABLE orchestrator_chat; DROP TABLE ai_developer_workflows;"
         " UPDATE adw_schema_version SET version = 1",
@@ -268,8 +281,8 @@ def test_the_migration_creates_what_the_schema_file_adds() -> None:
     finally:
         fresh.close()
         upgraded.close()
-    assert schema.LATEST_VERSION == 4
-    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2, 3, 4]
+    assert schema.LATEST_VERSION == 5
+    assert [migration.version for migration in schema.MIGRATIONS] == [1, 2, 3, 4, 5]
 
 
 def test_migration_2_is_as_released() -> None:

@@ -6,6 +6,11 @@ named, how an unbounded LIMIT is spelled, how a generated log id comes back,
 how an id is matched as text). Identifiers are never taken from
 callers: tables and columns come from the fixed allow-list ``COLUMNS`` (derived
 from ``tables``), so only values are ever bound, and always as parameters.
+
+PostgreSQL's log tables also hold ``tx`` (schema version 5: the transaction
+that inserted the row), which only the log cursor's statements read
+(``log_bounds``, ``logs_after``, ``UpTo``); every select names its columns, so
+no row the store returns carries it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "Condition",
     "Dialect",
     "SqlBuilder",
+    "UpTo",
 ]
 
 # Every column of every table, in schema order: the allow-list of identifiers.
@@ -85,9 +91,30 @@ class Condition:
     values: int = 1
 
 
-def _checked_conditions(table: str, conditions: Sequence[Condition]) -> None:
-    _checked(table, [condition.column for condition in conditions])
-    for condition in conditions:
+@dataclass(frozen=True)
+class UpTo:
+    """The rows of a log table at or before a log cursor's place in it (see
+    ``models.LogCursor``). SQLite: ``id <= ?``. PostgreSQL, ``by_tx``: the
+    rows from before schema version 5 (tx NULL) and those at or before (tx,
+    id), two parameters; without: the rows from before version 5 up to an id."""
+
+    by_tx: bool = False
+
+
+# What a log cursor's transaction is bound as: a bigint, made xid8 through its text
+# (xid8 has no cast from bigint; the drivers need no codec for it either way).
+_TX_PARAMETER = "{mark}::bigint::text::xid8"
+# Every transaction below it has ended: a row of such a transaction is final (the
+# xmin of the statement's own snapshot, so that it agrees with what the statement sees).
+_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
+
+
+def _checked_conditions(table: str, conditions: Sequence[Condition | UpTo]) -> None:
+    if any(isinstance(condition, UpTo) for condition in conditions) and table not in LOG_TABLES:
+        raise KeyError(f"{table} is not a log table: no cursor places its rows")
+    plain = [condition for condition in conditions if isinstance(condition, Condition)]
+    _checked(table, [condition.column for condition in plain])
+    for condition in plain:
         if condition.operator not in OPERATORS:
             raise KeyError(f"{condition.operator!r} is not an operator the store uses")
 
@@ -193,9 +220,12 @@ class SqlBuilder:
 
     # --- filtered reads and reports ------------------------------------------------
 
-    def _where(self, conditions: Sequence[Condition], marks: Iterator[str]) -> str:
+    def _where(self, conditions: Sequence[Condition | UpTo], marks: Iterator[str]) -> str:
         clauses = []
         for condition in conditions:
+            if isinstance(condition, UpTo):
+                clauses.append(self._up_to(condition, marks))
+                continue
             column = condition.column
             if condition.operator == "IN":
                 values = ", ".join(next(marks) for _ in range(condition.values))
@@ -206,13 +236,28 @@ class SqlBuilder:
                 clauses.append(f"{column} {condition.operator} {next(marks)}")
         return " WHERE " + " AND ".join(clauses) if clauses else ""
 
+    def _and(self, conditions: Sequence[Condition | UpTo], marks: Iterator[str]) -> str:
+        """``conditions`` as more clauses of a WHERE: `` AND ...`` or nothing."""
+        where = self._where(conditions, marks)
+        return " AND " + where.removeprefix(" WHERE ") if where else ""
+
+    def _up_to(self, up_to: UpTo, marks: Iterator[str]) -> str:
+        if self.dialect is not POSTGRES:
+            if up_to.by_tx:
+                raise KeyError(f"{self.dialect.name} log rows have no transaction to place them")
+            return f"id <= {next(marks)}"
+        if not up_to.by_tx:
+            return f"(tx IS NULL AND id <= {next(marks)})"
+        tx = _TX_PARAMETER.format(mark=next(marks))
+        return f"(tx IS NULL OR (tx, id) <= ({tx}, {next(marks)}))"
+
     def _marks(self) -> Iterator[str]:
         return (self.dialect.placeholder(index) for index in itertools.count(1))
 
     def select_matching(
         self,
         table: str,
-        conditions: Sequence[Condition],
+        conditions: Sequence[Condition | UpTo],
         *,
         order_by: str = "id",
         limit: bool = False,
@@ -234,7 +279,9 @@ class SqlBuilder:
 
     def log_bounds(self) -> str:
         """The first and last time and the highest id of both log tables, in
-        one statement (so in one snapshot)."""
+        one statement (so in one snapshot); on PostgreSQL also ``horizon``,
+        the snapshot's xmin as a bigint: the rows of every transaction below
+        it are final, those of the others are still to come."""
         parts = []
         for table in LOG_TABLES:
             parts += [
@@ -242,12 +289,54 @@ class SqlBuilder:
                 f"(SELECT max(created_at) FROM {table}) AS {table}_last",
                 f"(SELECT coalesce(max(id), 0) FROM {table}) AS {table}_max_id",
             ]
+        if self.dialect is POSTGRES:
+            parts.append(f"{_HORIZON}::text::bigint AS horizon")
         return "SELECT " + ", ".join(parts)
+
+    def logs_after(self, table: str, conditions: Sequence[Condition | UpTo], *, by_tx: bool) -> str:
+        """The next rows of log ``table`` after a log cursor's place in it that
+        match all ``conditions``, in the order a follow delivers them, LIMIT
+        bound last. SQLite: after an id, in id order; parameters: the id, the
+        conditions', LIMIT. PostgreSQL: the final rows only (their transaction
+        has ended), each with ``tx`` (a bigint; None before schema version 5),
+        in (tx, id) order with the rows from before version 5 first. ``by_tx``:
+        after (tx, id); parameters: tx, id, the conditions', LIMIT. Without:
+        after an id among the rows from before version 5, then every later
+        row; parameters: the id, the conditions', LIMIT. One statement, so
+        that the horizon and the rows come from one snapshot."""
+        _checked_conditions(table, conditions)
+        columns = ", ".join(COLUMNS[table])
+        if self.dialect is not POSTGRES:
+            if by_tx:
+                raise KeyError(f"{self.dialect.name} log rows have no transaction to place them")
+            return self.select_matching(table, [Condition("id", ">"), *conditions], limit=True)
+        final = f"tx < {_HORIZON}"
+        # Ordered by the column itself, not the bigint named alike: the index's order.
+        order = f"ORDER BY {table}.tx, {table}.id"
+        marks = self._marks()
+        if by_tx:
+            after = f"(tx, id) > ({_TX_PARAMETER.format(mark=next(marks))}, {next(marks)})"
+            filters = self._and(conditions, marks)
+            return (
+                f"SELECT {columns}, tx::text::bigint AS tx FROM {table}"
+                f" WHERE {after} AND {final}{filters} {order} LIMIT {next(marks)}"
+            )
+        # Both parts read the index on (tx, id) in order, and bind the same parameters.
+        after = f"tx IS NULL AND id > {next(marks)}"
+        filters = self._and(conditions, marks)
+        limit = next(marks)
+        return (
+            f"SELECT * FROM ((SELECT {columns}, NULL::bigint AS tx FROM {table}"
+            f" WHERE {after}{filters} {order} LIMIT {limit})"
+            f" UNION ALL (SELECT {columns}, tx::text::bigint AS tx FROM {table}"
+            f" WHERE {final}{filters} {order} LIMIT {limit}))"
+            f" AS page ORDER BY tx NULLS FIRST, id LIMIT {limit}"
+        )
 
     def interleaved_logs(
         self,
-        agent_conditions: Sequence[Condition] | None,
-        system_conditions: Sequence[Condition] | None,
+        agent_conditions: Sequence[Condition | UpTo] | None,
+        system_conditions: Sequence[Condition | UpTo] | None,
         *,
         limit: bool,
     ) -> str:

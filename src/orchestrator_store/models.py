@@ -665,10 +665,26 @@ class SessionId(_Model):
 
 
 class LogCursor(_Model):
-    """The highest id already seen in each log table."""
+    """Where a follow of the logs stands in each log table (``log_bounds``,
+    ``logs_after``): a dict of plain ints, so that it survives a trip through
+    JSON. A missing key is 0, or for a ``*_tx`` key None: ``{}`` is the start.
+
+    * ``agent_logs``, ``system_logs``: on SQLite, the highest id delivered
+      (ids become visible in increasing order there).
+    * ``agent_logs_tx``, ``system_logs_tx``: PostgreSQL only (schema version 5
+      on). With its table's id, the place (tx, id) of the last row delivered:
+      ``tx`` is the id of the transaction that inserted it, and rows are
+      delivered in (tx, id) order once final. ``log_bounds`` gives (horizon, 0),
+      before every row not final when it looked (ids are 1 and up). Without it
+      (a cursor from before version 5, or ``{}``), the table's id places the
+      cursor among the rows from before version 5 (their tx is NULL), which
+      come before every other row.
+    """
 
     agent_logs: Count = 0
     system_logs: Count = 0
+    agent_logs_tx: Count | None = None
+    system_logs_tx: Count | None = None
 
 
 class LogQuery(_Model):

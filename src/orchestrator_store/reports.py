@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .backend import Backend
-from .dialect import Condition, SqlBuilder
+from .dialect import POSTGRES, Condition, SqlBuilder, UpTo
 from .errors import ValidationError
 from .json_codec import decode_json_columns
 from .models import (
@@ -40,27 +40,62 @@ __all__ = ["Reports"]
 Row = dict[str, Any]
 
 
+# A log cursor's place in one table (see ``models.LogCursor``): (tx, id), where
+# tx None places it by id alone (SQLite; on PostgreSQL, among the rows from
+# before schema version 5).
+Place = tuple[int | None, int]
+
+
 def _cursor(value: Any, name: str) -> Mapping[str, Any]:
-    """``value`` if it is a mapping of table names, else a clear error
+    """``value`` if it is a mapping of names, else a clear error
     (``dict()`` would raise a bare TypeError before the model could say what)."""
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise ValidationError(
-            f"logs.{name}: a cursor is a dict of log table names to ids, "
-            f"as log_bounds() gives it; got {type(value).__name__}",
+            f"logs.{name}: a cursor is a dict of log table names to ids (and on "
+            f"PostgreSQL their transactions), as log_bounds() gives it; "
+            f"got {type(value).__name__}",
             table="logs",
             field=name,
         )
     return value
 
 
+def _places(value: Any, name: str, *, postgres: bool) -> dict[str, Place]:
+    """Each log table's place in the cursor ``value``, or a clear error. A
+    cursor with transactions is a PostgreSQL store's: SQLite has none to
+    compare them with."""
+    cursor = parse_input(LogCursor, "logs", dict(_cursor(value, name)))
+    places = {
+        table: (getattr(cursor, f"{table}_tx"), getattr(cursor, table)) for table in LOG_TABLES
+    }
+    if not postgres:
+        with_tx = [f"{table}_tx" for table, (tx, _id) in places.items() if tx is not None]
+        if with_tx:
+            raise ValidationError(
+                f"logs.{name}: {', '.join(with_tx)}: a PostgreSQL store's cursor; a SQLite "
+                "store's holds each log table's id only (take one from its log_bounds())",
+                table="logs",
+                field=name,
+            )
+    return places
+
+
+def _cursor_of(places: Mapping[str, Place]) -> dict[str, int]:
+    """The cursor (a dict of plain ints) of ``places``: the ids, then the
+    transactions where there are any."""
+    cursor = {table: last_id for table, (_tx, last_id) in places.items()}
+    cursor.update({f"{table}_tx": tx for table, (tx, _id) in places.items() if tx is not None})
+    return cursor
+
+
 class _Filters:
     """Conditions on one log table and their values, kept in step."""
 
     def __init__(self) -> None:
-        self.conditions: list[Condition] = []
+        self.conditions: list[Condition | UpTo] = []
         self.params: list[Any] = []
 
-    def add(self, condition: Condition, *values: Any) -> None:
+    def add(self, condition: Condition | UpTo, *values: Any) -> None:
         self.conditions.append(condition)
         self.params.extend(values)
 
@@ -227,16 +262,31 @@ class Reports:
         """The rows of ``sql``; ``table`` (what it reads first) names it in errors."""
         return await self._backend.fetch_all(sql, params, table=table)
 
+    @property
+    def _on_postgres(self) -> bool:
+        return self._sql.dialect is POSTGRES
+
     async def log_bounds(self) -> Row:
-        """Both log tables' bounds, read in one statement (so in one snapshot)."""
+        """Both log tables' bounds, read in one statement (so in one snapshot).
+
+        The cursor: on SQLite each table's highest id. On PostgreSQL the
+        place (horizon, 0) in each table, the horizon being the snapshot's
+        xmin: every row of a transaction below it is final (listed by
+        ``list_logs(up_to=...)``), every other one is still to come (a
+        transaction at or past the horizon may still be running, and every
+        later one gets a larger id), so ``logs_after`` delivers it."""
         self._require_open()
         row = (await self._backend.fetch_all(self._sql.log_bounds(), (), table="agent_logs"))[0]
         firsts = [row[f"{t}_first"] for t in LOG_TABLES if row[f"{t}_first"]]
         lasts = [row[f"{t}_last"] for t in LOG_TABLES if row[f"{t}_last"]]
+        if self._on_postgres:
+            places: dict[str, Place] = {t: (int(row["horizon"]), 0) for t in LOG_TABLES}
+        else:
+            places = {t: (None, int(row[f"{t}_max_id"])) for t in LOG_TABLES}
         return {
             "first": min(firsts, default=None),
             "last": max(lasts, default=None),
-            "cursor": {t: int(row[f"{t}_max_id"]) for t in LOG_TABLES},
+            "cursor": _cursor_of(places),
         }
 
     async def list_logs(
@@ -264,12 +314,13 @@ class Reports:
         )
         ceiling = None
         if up_to is not None:
-            ceiling = parse_input(LogCursor, "logs", dict(_cursor(up_to, "up_to")))
+            ceiling = _places(up_to, "up_to", postgres=self._on_postgres)
         self._require_open()
         agent, system = _log_filters(query)
         if ceiling is not None:
-            agent.add(Condition("id", "<="), ceiling.agent_logs)
-            system.add(Condition("id", "<="), ceiling.system_logs)
+            for table, filters in (("agent_logs", agent), ("system_logs", system)):
+                tx, last_id = ceiling[table]
+                filters.add(UpTo(by_tx=tx is not None), *([] if tx is None else [tx]), last_id)
         params = [
             *(agent.params if query.reads_agent_logs else []),
             *(system.params if query.reads_system_logs else []),
@@ -294,11 +345,27 @@ class Reports:
         component: str | None,
         limit: int,
     ) -> tuple[list[Row], dict[str, int]]:
-        """Each table is paged on its increasing id, so repeated calls print
-        nothing twice and skip nothing: SQLite has one writer at a time, so ids
+        """Each table is paged in the order its rows become visible, so
+        repeated calls print nothing twice and skip nothing.
+
+        SQLite: on the increasing id. It has one writer at a time, so ids
         become visible in increasing order (a row's id is assigned inside the
         write transaction that commits it, and the next writer starts only
-        after that commit)."""
+        after that commit).
+
+        PostgreSQL: identities hand out ids before commit, so a row can become
+        visible after rows with higher ids. Each row holds ``tx``, the id of
+        its inserting transaction; a row is final once ``tx`` is below the
+        snapshot's xmin (that transaction and every older one have ended), and
+        every row not final yet will have a larger ``tx`` than the final ones.
+        So each call returns the final rows after the cursor's (tx, id), in
+        that order, horizon and rows read in one statement (one snapshot). The
+        price: a row waits until its transaction and every older one still
+        running on the server have ended, so a long open transaction anywhere
+        on the server (idle in transaction, a long ``transaction()`` block)
+        holds the follow back until it ends. Rows from before schema version 5
+        (tx NULL) come first, by id, after a cursor without transactions;
+        any other cursor is past them."""
         query = parse_input(
             LogQuery,
             "logs",
@@ -310,26 +377,29 @@ class Reports:
                 "limit": limit,
             },
         )
-        start = parse_input(LogCursor, "logs", dict(_cursor(cursor, "cursor")))
+        places = _places(cursor, "cursor", postgres=self._on_postgres)
         self._require_open()
         agent, system = _log_filters(query)
         rows: list[Row] = []
-        next_cursor = start.model_dump()
         for table, source, filters, reads in (
             ("agent_logs", "agent", agent, query.reads_agent_logs),
             ("system_logs", "system", system, query.reads_system_logs),
         ):
             if not reads:
                 continue
-            conditions = [Condition("id", ">"), *filters.conditions]
-            params = [next_cursor[table], *filters.params, query.limit]
-            sql = self._sql.select_matching(table, conditions, limit=True)
+            tx, last_id = places[table]
+            sql = self._sql.logs_after(table, filters.conditions, by_tx=tx is not None)
+            params = [*([] if tx is None else [tx]), last_id, *filters.params, query.limit]
             page = await self._backend.fetch_all(sql, params, table=table)
             if page:
-                next_cursor[table] = int(page[-1]["id"])
+                last = page[-1]
+                places[table] = (
+                    None if last.get("tx") is None else int(last["tx"]),
+                    int(last["id"]),
+                )
             rows += [_as_log_line(source, row) for row in _decoded(table, page)]
         rows.sort(key=lambda row: (row["created_at"], row["source"], row["id"]))
-        return rows, next_cursor
+        return rows, _cursor_of(places)
 
     async def find_by_id_prefix(self, table: str, prefix: str, *, limit: int) -> list[Row]:
         """Rows of ``table`` (agents or workflows) whose id starts with ``prefix``."""

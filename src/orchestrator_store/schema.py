@@ -7,7 +7,8 @@ older one gets, in order, every migration newer than its version. Adding a
 version means: change both schema files (and ``tables``, their description,
 which a test checks against them), append a ``Migration`` that upgrades the
 previous version in place (``sql`` for SQLite, ``postgres_sql`` for
-PostgreSQL), and bump nothing else.
+PostgreSQL; either may be empty when the version changes nothing in that
+dialect, as version 5 on SQLite), and bump nothing else.
 """
 
 from __future__ import annotations
@@ -332,6 +333,26 @@ CREATE INDEX IF NOT EXISTS idx_prompts_agent_totals
 """
 
 
+# Version 5: the log tables' commit order, on PostgreSQL. Identities hand out ids
+# before commit there, so ids do not become visible in increasing order, and a
+# follow that pages on them (``logs_after``) could pass over a row committed late.
+# Each log row records the top-level id of the transaction that inserted it
+# (``tx``); a row is final once ``tx`` is below the snapshot's xmin, and every row
+# inserted later gets a larger ``tx``, so (tx, id) orders rows as they become final
+# (see ``reports``). The column is added without a default, then given one, so that
+# existing rows are not rewritten: their tx stays NULL, before every cursor. The
+# index serves the follow. Also in the schema file (a new database), and run after
+# it on an unversioned one. SQLite commits one writer at a time: nothing changes.
+_V5_POSTGRES = """
+ALTER TABLE agent_logs ADD COLUMN IF NOT EXISTS tx xid8;
+ALTER TABLE agent_logs ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS idx_agent_logs_tx_id ON agent_logs (tx, id);
+ALTER TABLE system_logs ADD COLUMN IF NOT EXISTS tx xid8;
+ALTER TABLE system_logs ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS idx_system_logs_tx_id ON system_logs (tx, id);
+"""
+
+
 def _read_totals(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
@@ -357,6 +378,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "an agent's prompt sums read from an index alone",
         sql=_V4_SQLITE,
         postgres_sql=_V4_POSTGRES + _read_totals(POSTGRES_TOTALS_PATH),
+    ),
+    Migration(
+        5,
+        "PostgreSQL: each log row's transaction, so that a follow sees rows in commit order",
+        postgres_sql=_V5_POSTGRES,  # SQLite: nothing (``sql`` empty)
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -409,7 +435,7 @@ def statements_to_upgrade(current_version: int, schema_path: Path) -> list[str]:
     return [
         statement
         for migration in MIGRATIONS
-        if migration.version > current_version
+        if migration.version > current_version and migration.sql  # some are PostgreSQL's only
         for statement in split_statements(migration.sql, f"migration {migration.version}")
     ]
 
@@ -424,6 +450,6 @@ def postgres_scripts_to_upgrade(current_version: int, schema_path: Path) -> list
         if not _has_code(script):
             raise SchemaError(f"invalid schema file {schema_path}: it holds no SQL statement")
         totals = load_schema(POSTGRES_TOTALS_PATH)
-        rest = (_V4_POSTGRES, _V3_COST_RULE_POSTGRES, totals, TOTALS_FILL_POSTGRES)
+        rest = (_V4_POSTGRES, _V5_POSTGRES, _V3_COST_RULE_POSTGRES, totals, TOTALS_FILL_POSTGRES)
         return [script, "\n".join(rest)]
     return ["\n".join(m.postgres_sql for m in MIGRATIONS if m.version > current_version)]

@@ -164,7 +164,8 @@ _TABLES = (
 TABLES: Mapping[str, Table] = MappingProxyType({table.name: table for table in _TABLES})
 
 # The append-only logs. Their ids are the database's increasing integers, which
-# is what lets log cursors (log_bounds, logs_after) follow them by id.
+# is what lets log cursors (log_bounds, logs_after) follow them: by id on SQLite,
+# by (inserting transaction, id) on PostgreSQL, whose ids are handed out before commit.
 LOG_TABLES: tuple[str, ...] = tuple(name for name, table in TABLES.items() if table.generated_id)
 
 # The totals the reports read (sql/totals_orchestrator*.sql): derived from the

@@ -11,6 +11,9 @@
 --   * JSON columns are JSONB.
 --   * row_order (every table but the logs) is never selected: it breaks ties
 --     between rows created in the same microsecond, as rowid does on SQLite.
+--   * tx (the logs, schema version 5) is never selected as a column either: the
+--     transaction that inserted the row, which orders the logs by commit for a
+--     follow (see reports.py). Added after the tables, as version 5 adds it.
 --   * the schema version lives in adw_schema_version, written by the store.
 
 CREATE TABLE IF NOT EXISTS orchestrator_agents (
@@ -126,6 +129,16 @@ CREATE INDEX IF NOT EXISTS idx_system_logs_component_created
     ON system_logs (component, created_at);
 CREATE INDEX IF NOT EXISTS idx_system_logs_created_at
     ON system_logs (created_at);
+
+-- Schema version 5: each log row's transaction (its top-level id, given by the
+-- default), and the index a follow reads in (tx, id) order. Rows from before
+-- version 5 keep tx NULL.
+ALTER TABLE agent_logs ADD COLUMN IF NOT EXISTS tx xid8;
+ALTER TABLE agent_logs ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS idx_agent_logs_tx_id ON agent_logs (tx, id);
+ALTER TABLE system_logs ADD COLUMN IF NOT EXISTS tx xid8;
+ALTER TABLE system_logs ALTER COLUMN tx SET DEFAULT pg_current_xact_id();
+CREATE INDEX IF NOT EXISTS idx_system_logs_tx_id ON system_logs (tx, id);
 
 -- Schema version 2: the orchestrator's conversation and the AI developer workflows it runs.
 
