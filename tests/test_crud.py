@@ -1312,7 +1312,7 @@ async def test_writes_outside_a_transaction_commit_at_once(
 SIGNATURES = {
     "__init__": (
         "db_path=None, *, schema_path=None, busy_timeout=5.0, synchronous='NORMAL', pool=None, "
-        "default_database=None, read_mmap_bytes=268435456, retention=None"
+        "default_database=None, read_mmap_bytes=268435456, retention=None, read_only=False"
     ),
     "connect": "",
     "close": "",

@@ -13,6 +13,8 @@ worth a line on stderr is the application's call.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 __all__ = [
     "NOT_CONNECTED",
     "QUERY_IS_READ_ONLY",
@@ -27,6 +29,7 @@ __all__ = [
     "StatementTimeoutError",
     "TransactionScopeError",
     "ValidationError",
+    "read_only_refusal",
 ]
 
 # What a call before connect() is told, by the manager and by either backend.
@@ -108,7 +111,8 @@ class StatementTimeoutError(DatabaseError):
 class ReadOnlyError(DatabaseError):
     """``query()`` refused the SQL before it changed anything: it would write,
     control a transaction or change the connection's settings, or it is more
-    than one statement. Nothing was written."""
+    than one statement; or a write was asked of a store opened
+    ``read_only=True``. Nothing was written."""
 
 
 class NotConnectedError(DatabaseError):
@@ -127,3 +131,11 @@ class TransactionScopeError(DatabaseError):
 class ReceiverError(Exception):
     """An OpenTelemetry receiver did not accept a batch of spans (down, refusing, or
     slower than the timeout). Not a database error: the store was only read."""
+
+
+def read_only_refusal(location: str, what: str) -> NoReturn:
+    """The error of every write to a store opened read-only."""
+    raise ReadOnlyError(
+        f"{what}: {location} was opened read-only (read_only=True): "
+        "open it without read_only to write"
+    )

@@ -123,6 +123,7 @@ from .errors import (
     StatementTimeoutError,
     TransactionScopeError,
     ValidationError,
+    read_only_refusal,
 )
 from .ids import new_id
 from .json_codec import decode_json_columns, encode_json
@@ -170,6 +171,7 @@ from .reports import Reports
 from .retention import PruneReport
 from .schema import DEFAULT_POSTGRES_SCHEMA_PATH, DEFAULT_SCHEMA_PATH
 from .sqlite_backend import READER_MMAP_BYTES, SQLiteBackend
+from .sqlite_reader import SQLiteReaderBackend
 from .tables import LOG_TABLES, TABLES
 
 __all__ = [
@@ -199,11 +201,14 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 Row = dict[str, Any]
 
 
-def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backend:
+def _postgres_backend(
+    url: str, schema_path: Path, pool: PoolSettings, *, read_only: bool
+) -> Backend:
     """Imported here, so that the store works without asyncpg until a
     PostgreSQL URL is used."""
     try:
         from .postgres_backend import PostgresBackend
+        from .postgres_reader import PostgresReaderBackend
     except ImportError as exc:
         if exc.name != "asyncpg":
             raise
@@ -211,7 +216,8 @@ def _postgres_backend(url: str, schema_path: Path, pool: PoolSettings) -> Backen
             f"{redact_url(url)}: PostgreSQL needs the asyncpg driver, which is not "
             "installed: `pip install asyncpg` (or `uv add asyncpg`)"
         ) from exc
-    return PostgresBackend(url, schema_path=schema_path, pool=pool)
+    backend = PostgresReaderBackend if read_only else PostgresBackend
+    return backend(url, schema_path=schema_path, pool=pool)
 
 
 class DatabaseManager:
@@ -219,8 +225,8 @@ class DatabaseManager:
 
     Attributes: ``db_path`` (the SQLite file, or ``None`` on PostgreSQL),
     ``database_url`` (the PostgreSQL URL, or ``None`` on SQLite), ``location``
-    (what to show: the path, or the URL without its password) and
-    ``schema_path`` (the schema file a new database gets)."""
+    (what to show: the path, or the URL without its password),
+    ``schema_path`` (the schema file a new database gets) and ``read_only``."""
 
     def __init__(
         self,
@@ -233,6 +239,7 @@ class DatabaseManager:
         default_database: str | os.PathLike[str] | None = None,
         read_mmap_bytes: int = READER_MMAP_BYTES,
         retention: RetentionPolicy | None = None,
+        read_only: bool = False,
     ) -> None:
         """``db_path``: a SQLite file path, a ``sqlite:///`` URL or a
         ``postgresql://`` URL; when it is ``None``, ``$ORCHESTRATOR_DATABASE_URL``,
@@ -244,7 +251,16 @@ class DatabaseManager:
         ``retention`` (off unless given): a ``RetentionPolicy`` with ``every``
         seconds, which ``prune()`` applies in a background task from
         ``connect()`` (the first run at once) until ``close()``; a failed run
-        is logged, never raised (see ``retention``)."""
+        is logged, never raised (see ``retention``). ``read_only``: open an
+        existing store, at this store's schema version, only to read it (no
+        file or database created, nothing migrated; SQLite ``mode=ro``,
+        PostgreSQL READ ONLY transactions); every write raises
+        ``ReadOnlyError`` (see ``sqlite_reader``, ``postgres_reader``)."""
+        if read_only and retention is not None:
+            raise ValidationError(
+                "retention deletes rows: a store opened read_only=True cannot have it",
+                field="retention",
+            )
         database = resolve_database(db_path, default=default_database)
         self._backend: Backend
         if isinstance(database, Path):
@@ -252,7 +268,8 @@ class DatabaseManager:
             self.database_url: str | None = None
             self.location = str(database)  # what reports show
             self.schema_path = Path(schema_path) if schema_path is not None else DEFAULT_SCHEMA_PATH
-            self._backend = SQLiteBackend(
+            sqlite_backend = SQLiteReaderBackend if read_only else SQLiteBackend
+            self._backend = sqlite_backend(
                 database,
                 schema_path=self.schema_path,
                 busy_timeout=busy_timeout,
@@ -266,7 +283,10 @@ class DatabaseManager:
             self.schema_path = (
                 Path(schema_path) if schema_path is not None else DEFAULT_POSTGRES_SCHEMA_PATH
             )
-            self._backend = _postgres_backend(database, self.schema_path, pool or PoolSettings())
+            self._backend = _postgres_backend(
+                database, self.schema_path, pool or PoolSettings(), read_only=read_only
+            )
+        self.read_only = read_only
         self._sql = SqlBuilder(self._backend.dialect)
         self._reports = Reports(self._backend, self._sql, self._require_open)
         self._closed = False
@@ -327,6 +347,12 @@ class DatabaseManager:
         is open (``TransactionScopeError``)."""
         self._require_open()
         return self._backend.transaction()
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        """A call that writes only when it finds something to write is refused
+        whole on a read-only store, not just when it gets that far."""
+        if self.read_only:
+            read_only_refusal(self.location, what)
 
     def _require_open(self) -> None:
         if not self._backend.is_open:
@@ -1026,8 +1052,12 @@ class DatabaseManager:
 
     async def log_bounds(self) -> Row:
         """``first`` and ``last`` log time over both log tables (None when both
-        are empty) and ``cursor``: the highest id of each, read in one snapshot,
-        which is where ``logs_after`` starts to follow new rows."""
+        are empty) and ``cursor``, read in one snapshot, which is where
+        ``logs_after`` starts to follow new rows: on SQLite the highest id of
+        each table; on PostgreSQL the horizon of that snapshot (the rows of
+        transactions below it are there, the others are still to come). A
+        dict of plain ints (``models.LogCursor``): it survives a trip through
+        JSON."""
         return await self._reports.log_bounds()
 
     async def list_logs(
@@ -1048,8 +1078,10 @@ class DatabaseManager:
         ``LOG_LEVELS``) keeps that level and above; ``agent_id`` and
         ``log_type`` (one of ``LOG_TYPES``) select agent logs only,
         ``component`` system logs only. ``up_to`` (a cursor from
-        ``log_bounds``) keeps rows with ids at or below it, so a listing
-        followed by ``logs_after(cursor)`` shows every row exactly once."""
+        ``log_bounds``) keeps the rows at or before it (on SQLite ids at or
+        below it; on PostgreSQL the rows of transactions below its horizon),
+        so a listing followed by ``logs_after(cursor)`` shows every row
+        exactly once."""
         return await self._reports.list_logs(
             agent_id=agent_id,
             min_level=min_level,
@@ -1070,11 +1102,20 @@ class DatabaseManager:
         component: str | None = None,
         limit: int = 500,
     ) -> tuple[list[Row], dict[str, int]]:
-        """Log rows with ids above ``cursor`` (from ``log_bounds`` or the last
-        call), in time order and shaped as ``list_logs``' rows, and the cursor
-        to pass next time. At most ``limit`` rows of each table per call;
+        """Log rows after ``cursor`` (from ``log_bounds`` or the last call),
+        in time order and shaped as ``list_logs``' rows, and the cursor to
+        pass next time. At most ``limit`` rows of each table per call;
         repeated calls show nothing twice and skip nothing. Filters as in
-        ``list_logs``."""
+        ``list_logs``.
+
+        Rows come in the order they become visible: by id on SQLite (one
+        writer at a time); on PostgreSQL, whose ids are handed out before
+        commit, by commit, a row coming once its transaction and every older
+        one still running on the server have ended. So there a long open
+        transaction anywhere on the server (idle in transaction, a long
+        ``transaction()`` block) holds the rows after it back until it ends;
+        nothing is missed or repeated. A PostgreSQL store's cursor is refused
+        by a SQLite store; see ``models.LogCursor`` for its keys."""
         return await self._reports.logs_after(
             cursor,
             agent_id=agent_id,
@@ -1121,6 +1162,7 @@ class DatabaseManager:
         they all join the block). ``prune()`` does this and more."""
         age = self._parse(RetentionAge, "logs", days=days)
         self._require_open()
+        self._refuse_if_read_only("cleanup_old_logs()")
         deleted = await retention.delete_old_logs(self._backend, age.days)
         logger.debug("cleanup_old_logs: %s rows older than %s days deleted", deleted, age.days)
         return deleted
@@ -1159,6 +1201,8 @@ class DatabaseManager:
                 field="vacuum",
             )
         self._require_open()
+        if not dry_run:  # refused whole, even when nothing would go
+            self._refuse_if_read_only("prune()")
         return await retention.prune(self._backend, policy, dry_run=dry_run, vacuum=vacuum)
 
     def _automatic_retention(

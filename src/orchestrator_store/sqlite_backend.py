@@ -78,9 +78,11 @@ from .schema import LATEST_VERSION, TABLES, statements_to_upgrade
 from .shield import run_to_completion
 from .sqlite_errors import (
     BUSY_RETRIES,
+    SQLITE_NOTADB,
     busy_error,
     busy_wait,
     is_busy,
+    primary_code,
     retry_busy,
     retry_busy_async,
     translate,
@@ -93,7 +95,7 @@ __all__ = ["SQLiteBackend", "WriteResult", "foreign_tables", "is_sqlite_file"]
 
 logger = logging.getLogger(__name__)
 
-SQLITE_MAGIC = b"SQLite format 3\x00"
+BUSY_LOOK_SECONDS = 5.0  # how long the look at a file's header waits for another writer
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 READ_CONNECTIONS = 2
 MAX_QUEUED_WRITES = 4096  # writes waiting for the writer thread; more callers wait (backpressure)
@@ -194,14 +196,35 @@ def is_sqlite_file(path: Path) -> bool:
             f"{path} is not a regular file (a pipe, socket or device?): "
             "the store needs a SQLite database file"
         )
+    if path.stat().st_size == 0:
+        return False
+    _read_header_through_sqlite(path)
+    return True
+
+
+def _read_header_through_sqlite(path: Path) -> None:
+    """Let SQLite read the file's header, read-only. Not with ``open()``: closing
+    any descriptor of a file drops every POSIX lock this process holds on it,
+    the locks of the store's other connections to it included (another store of
+    the same file in this process, the dashboard beside a writer), and another
+    process would then take itself for the file's last user and delete its WAL.
+    SQLite shares one descriptor per file among its connections, so its own
+    look is safe."""
     try:
-        with path.open("rb") as handle:
-            header = handle.read(len(SQLITE_MAGIC))
+        uri = path.resolve().as_uri() + "?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, timeout=BUSY_LOOK_SECONDS)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        if primary_code(exc) == SQLITE_NOTADB:
+            raise DatabaseError(
+                f"{path} is not a SQLite database (the file was left untouched)"
+            ) from None
+        raise DatabaseError(f"cannot read {path}: {exc}") from exc
     except OSError as exc:
         raise DatabaseError(f"cannot read {path}: {exc}") from exc
-    if header and header != SQLITE_MAGIC:
-        raise DatabaseError(f"{path} is not a SQLite database (the file was left untouched)")
-    return bool(header)
 
 
 def _fetch_all(sql: str, params: Sequence[Any]) -> Callable[[sqlite3.Connection], list[Row]]:

@@ -185,6 +185,7 @@ class SyncDatabaseManager:
         default_database: str | os.PathLike[str] | None = None,
         read_mmap_bytes: int = READER_MMAP_BYTES,
         retention: RetentionPolicy | None = None,
+        read_only: bool = False,
     ) -> None:
         """The same arguments as ``DatabaseManager``; no I/O, no thread yet."""
         self._db = DatabaseManager(
@@ -196,6 +197,7 @@ class SyncDatabaseManager:
             default_database=default_database,
             read_mmap_bytes=read_mmap_bytes,
             retention=retention,
+            read_only=read_only,
         )
         # What a fresh manager for a reconnect gets: the database resolved once.
         self._options: dict[str, Any] = {
@@ -205,6 +207,7 @@ class SyncDatabaseManager:
             "pool": pool,
             "read_mmap_bytes": read_mmap_bytes,
             "retention": retention,
+            "read_only": read_only,
         }
         self._db_used = False  # once used on a loop, a manager stays with that loop
         self._runner: LoopThread | None = None
@@ -232,6 +235,11 @@ class SyncDatabaseManager:
     @property
     def schema_path(self) -> Path:
         return self._db.schema_path
+
+    @property
+    def read_only(self) -> bool:
+        """Opened only to read (``read_only=True``): every write is refused."""
+        return self._db.read_only
 
     @property
     def backend_name(self) -> str:
