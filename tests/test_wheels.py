@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (scaffolder,) = dist.glob("tac_bootstrap-*.whl")
     run([UV, "venv", "--python", sys.executable, str(outside / "venv")], outside)
     python = outside / "venv" / "bin" / "python"
-    run([UV, "pip", "install", "--python", str(python), f"{store}[cli]", str(scaffolder)], outside)
+    wheels = [f"{store}[cli,web]", str(scaffolder)]
+    run([UV, "pip", "install", "--python", str(python), *wheels], outside)
     return outside
 
 
@@ -69,6 +71,37 @@ def test_the_store_wheel_connects_writes_and_reads(installed: Path) -> None:
         installed,
     )
     assert json.loads(stats)["rows"]["agent_logs"] == 1
+
+
+def test_the_store_wheel_serves_the_dashboard_with_its_templates_and_assets(
+    installed: Path,
+) -> None:
+    """The templates and static files are package data: a wheel without them would start
+    and then fail on the first page."""
+    python = installed / "venv" / "bin" / "python"
+    database = installed / "dashboard.db"
+    run([str(python), str(REPO_ROOT / "tests/wheel_smoke.py"), str(database)], installed)
+    command = [str(installed / "venv/bin/orchestrator-store"), "serve", "--db", str(database)]
+    server = subprocess.Popen(
+        [*command, "--port", "0"],
+        cwd=installed,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(2)]  # blocks until bound, or EOF
+        url = lines[1].removeprefix("open ").strip()
+        assert url.startswith("http://127.0.0.1:"), (lines, server.stderr)
+        with urllib.request.urlopen(url, timeout=30) as page:
+            html = page.read().decode()
+        assert "<h1>Overview</h1>" in html
+        with urllib.request.urlopen(url + "static/dashboard.css", timeout=30) as style:
+            assert style.headers["content-type"].startswith("text/css")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_the_tac_bootstrap_wheel_renders_what_this_checkout_renders(installed: Path) -> None:

@@ -769,9 +769,10 @@ def logs(
 ) -> None:
     """Agent and system logs in one time line (the latest --limit rows), coloured by level.
 
-    --follow then polls each log table on its increasing id: every row committed
-    later is printed once, none is skipped (SQLite commits one writer at a time,
-    so ids become visible in increasing order). Ctrl-C ends it with exit status 0.
+    --follow then polls each log table in commit order: every row committed later
+    is printed once, none is skipped (on SQLite by id, as one writer commits at a
+    time; on PostgreSQL once its transaction, and every older one still running on
+    the server, has ended). Ctrl-C ends it with exit status 0.
     """
     console = new_console()
 
@@ -802,6 +803,57 @@ def logs(
             polls += 1
 
     _run(ctx, database, work, ctrl_c_ends=follow)
+
+
+# --- the dashboard -----------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    database: DbOption = None,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", metavar="URL", help="A postgresql:// URL (the same as --db URL)."),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; other than loopback needs a token.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="ORCHESTRATOR_DASHBOARD_TOKEN",
+            help="Require this token on every request (made and printed when binding "
+            "other than loopback without one).",
+        ),
+    ] = None,
+) -> None:
+    """A live web dashboard over the store, read-only, until Ctrl-C (the `web` extra).
+
+    Overview, sessions, each session's agents and timeline, prompts, logs,
+    definitions and workflows, kept current while agents write. It binds
+    127.0.0.1 unless told otherwise and prints the URL to open.
+    """
+    with _one_line_errors(ctrl_c_ends=True):
+        if database is not None and url is not None:
+            raise CliError("give --db or --url, not both")
+        location = resolve_database(_db_option(ctx, url if url is not None else database))
+        if isinstance(location, Path) and not location.is_file():
+            raise CliError(
+                f"no database at {location} (give --db PATH or set ORCHESTRATOR_DB_PATH)"
+            )
+        try:
+            from .web.serve import serve as serve_dashboard
+        except ImportError as missing:
+            raise CliError(
+                f"the dashboard needs {missing.name}, which is not installed: "
+                "pip install 'orchestrator-store[web]' (or `uv add 'orchestrator-store[web]'`)"
+            ) from None
+        try:
+            serve_dashboard(location, host=host, port=port, token=token, echo=typer.echo)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
 
 
 # --- workflows and chat -----------------------------------------------------------------
