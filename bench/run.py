@@ -6,6 +6,7 @@ and on PostgreSQL (when a server answers, see ``pg_server.py``) against raw asyn
     uv run python bench/run.py --full     # also W2's peak RSS at 1,000,000 writes
     uv run python bench/run.py --only otel [--quick|--full]  # the OTel export alone
     uv run python bench/run.py --only scale [--quick|--full]  # the reports at scale, see scale.py
+    uv run python bench/run.py --only pages [--quick]  # the dashboard's pages at 1M prompts
     uv run --group bench python bench/run.py --only competitors [--quick]  # see competitors.py
 
 Prints a table and writes ``bench/out/results.json`` (ops/s, p50/p99 latency
@@ -40,6 +41,7 @@ sys.path[:0] = [str(HERE)]  # the store itself is the installed orchestrator_sto
 import competitors  # noqa: E402
 import implementations as impl  # noqa: E402
 import otel_export  # noqa: E402
+import pages  # noqa: E402
 import pg_server  # noqa: E402
 import pg_workloads  # noqa: E402
 import scale  # noqa: E402
@@ -266,7 +268,7 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=HERE / "out", help="output folder")
     parser.add_argument(
-        "--only", choices=["otel", "competitors", "scale"], help="run only this part"
+        "--only", choices=["otel", "competitors", "scale", "pages"], help="run only this part"
     )
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -277,6 +279,13 @@ def main() -> int:
     otel_size = "full" if args.full else "quick" if args.quick else "normal"
     if args.only == "scale":  # 100k prompts with --quick, 1M, and 1M and 10M with --full
         return scale.only(otel_size, args.out, machine())
+    if args.only == "pages":  # the dashboard's views at 1M prompts (100k with --quick)
+        pages_report = pages.run_and_print("quick" if args.quick else "normal", args.out)
+        output = args.out / "pages_results.json"
+        payload = {"machine": machine(), "pages": pages_report}
+        output.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"\nwrote {output}")
+        return 0 if not pages.problems(pages_report) else 1
     if args.only == "competitors":
         return competitors.only(otel_size, args.out, machine())
     if args.only == "otel":
@@ -305,12 +314,16 @@ def main() -> int:
     }
     scaled = scale.run_and_print("full", args.out) if args.full else None
     report["scale"] = scaled
+    paged = pages.run_and_print("full", args.out) if args.full else None
+    report["pages"] = paged
     output = args.out / "results.json"
     output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nwrote {output}")
     otel_ok = otel["rss_met"] and not otel_export.problems(otel)
     scale_ok = scaled is None or scale.all_met(scaled)
-    return 0 if all(check["met"] for check in checks) and otel_ok and scale_ok else 1
+    pages_ok = paged is None or not pages.problems(paged)
+    met = all(check["met"] for check in checks)
+    return 0 if met and otel_ok and scale_ok and pages_ok else 1
 
 
 if __name__ == "__main__":
