@@ -178,6 +178,9 @@ def test_demo_scaffolds_and_runs_the_generated_store(runner: CliRunner, tmp_path
     assert re.search(r"recorded session demo_\S+:", result.stdout)
     assert re.search(r"agents\s+2\n", result.stdout)
     assert (target / "orchestrator.db").is_file()
+    # Last, how to look at that store in the dashboard: the folder is kept, so its path.
+    serve = f"uv run orchestrator-store serve --db {target.resolve() / 'orchestrator.db'}"
+    assert result.stdout.rstrip().endswith(serve)
 
 
 def test_installed_console_script_runs(tmp_path: Path) -> None:

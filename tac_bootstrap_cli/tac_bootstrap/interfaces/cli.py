@@ -136,14 +136,15 @@ def demo(
     and show it, and run the rendered tests."""
     with _reported_errors():
         if directory is not None:
-            raise typer.Exit(_demo_in(directory))
+            raise typer.Exit(_demo_in(directory, kept=True))
         with tempfile.TemporaryDirectory(prefix="tac-bootstrap-demo-") as folder:
-            raise typer.Exit(_demo_in(Path(folder) / "demo_project"))
+            raise typer.Exit(_demo_in(Path(folder) / "demo_project", kept=False))
 
 
-def _demo_in(directory: Path) -> int:
+def _demo_in(directory: Path, *, kept: bool) -> int:
     """What a user does, in ``directory``: a uv project, tac-bootstrap into it, then the
-    store's demo and the rendered tests, each with ``uv run`` and no other step."""
+    store's demo and the rendered tests, each with ``uv run`` and no other step; last, how
+    to look at the store the demo wrote in the dashboard."""
     uv = _uv()
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "pyproject.toml").exists():
@@ -159,7 +160,21 @@ def _demo_in(directory: Path) -> int:
     ):
         if _step([uv, "run", *command], directory, output=True) != 0:
             return 1
+    _tell_dashboard(directory.resolve(), config.database.path, kept=kept)
     return 0
+
+
+def _tell_dashboard(directory: Path, database: str, *, kept: bool) -> None:
+    """How to open the demo's store in ``orchestrator-store serve`` (the store's `web`
+    extra; this repository's environment has it)."""
+    out.print()
+    if kept:
+        out.print("see what the demo recorded in the live dashboard (read-only):")
+        out.print(f"  uv run orchestrator-store serve --db {escape(str(directory / database))}")
+        return
+    out.print("the demo's folder is removed now; to see its store in the live dashboard:")
+    out.print("  uv run tac-bootstrap demo DIR")
+    out.print(f"  uv run orchestrator-store serve --db DIR/{escape(database)}")
 
 
 def _uv() -> str:
