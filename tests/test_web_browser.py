@@ -39,12 +39,12 @@ from browser_support import (
     start_dashboard,
     write_from_another_process,
 )
-from conftest import BACKENDS
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from orchestrator_store.manager import DatabaseManager
 from orchestrator_store.web.security import CONTENT_SECURITY_POLICY
 
+BACKENDS = ("sqlite", "postgresql")  # conftest's (not importable by name: two conftests)
 LIVE_TIMEOUT_MS = 10_000  # a live update must show within this (the server looks every 0.5 s)
 
 # --- stores: one per kind of data, per backend, for the whole module -------------------
