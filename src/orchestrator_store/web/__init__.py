@@ -15,7 +15,8 @@ this package (``static/``), so the dashboard works offline.
 - ``live``: server-sent events that keep a page current while agents write:
   new log rows (``/events/logs``) and "the store changed" (``/events/changes``,
   from the marker in ``changes``); ``DashboardServer`` ends them at shutdown.
-- ``formatting``: how values are shown (money, tokens, times, durations).
+- ``rendering``, ``formatting``: the templates' environment and ``render``, and
+  how values are shown (money, tokens, times, durations; invisible characters).
 """
 
 from __future__ import annotations

@@ -3,35 +3,32 @@
 The application owns its store: it opens it read-only when it starts
 (``DatabaseManager(database, read_only=True)``) and closes it when it stops,
 so the store's connections live on the server's event loop. Views reach it as
-``request.app.state.db`` and render with ``request.app.state.templates``
-(``render``).
+``request.app.state.db`` and render with ``rendering.render``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from ..errors import DatabaseError
 from ..manager import DatabaseManager
-from .formatting import FILTERS, visible
 from .live import live_routes
 from .pages import page_routes
+from .rendering import render, templates
 from .security import DashboardGuard
 
-__all__ = ["DashboardSettings", "create_app", "render"]
+__all__ = ["DashboardSettings", "create_app"]
 
 HERE = Path(__file__).parent
 
@@ -41,36 +38,6 @@ class DashboardSettings:
 
     def __init__(self, *, live_interval: float) -> None:
         self.live_interval = live_interval  # seconds between looks for new rows
-
-
-def _templates() -> jinja2.Environment:
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(HERE / "templates"),
-        autoescape=True,  # every page shows model output: escape all of it, always
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        finalize=lambda value: visible(value) if isinstance(value, str) else value,
-    )
-    environment.filters.update(FILTERS)
-    return environment
-
-
-def render(
-    request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
-) -> HTMLResponse:
-    """``template`` rendered with ``context`` (and ``request``, ``path``) as a page."""
-    environment: jinja2.Environment = request.app.state.templates
-    db = getattr(request.app.state, "db", None)
-    page = environment.get_template(template).render(
-        {
-            "store_location": db.location if db is not None else "",
-            **context,
-            "request": request,
-            "path": request.url.path,
-        }
-    )
-    return HTMLResponse(page, status_code=status_code)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -125,6 +92,6 @@ def create_app(
         exception_handlers={HTTPException: _http_error, DatabaseError: _store_error},
         lifespan=lifespan,
     )
-    app.state.templates = _templates()
+    app.state.templates = templates()
     app.state.settings = DashboardSettings(live_interval=live_interval)
     return app

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from ..errors import ValidationError
 from ..manager import DatabaseManager
 from ..models import LOG_LEVELS, LOG_TYPES, AgentIdPrefix, parse_input
+from .rendering import render
 
 __all__ = [
     "BadParameter",
@@ -222,11 +223,8 @@ def render_rows(
 
 
 async def logs_page(request: Request) -> Response:
-    from .app import render  # here: app imports this module's routes
-
     db: DatabaseManager = request.app.state.db
     context: dict[str, Any] = {
-        "store_location": db.location,
         "levels": LOG_LEVELS,
         "log_types": LOG_TYPES,
         "error": None,

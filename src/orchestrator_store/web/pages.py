@@ -1,5 +1,5 @@
 """The dashboard's pages: the overview, sessions, a session, a prompt, the
-agent definitions and the workflow runs (the logs page is ``logs``').
+agent definitions and the workflow runs (the logs page is ``log_view``'s).
 
 Each view checks its query parameters first (a bad one is a 400 page naming
 it), reads through ``reads.DashboardReads`` (bounded reads of the totals and
@@ -33,8 +33,8 @@ from .reads import (
     Row,
     SessionFilter,
     first_line,
-    printable,
 )
+from .rendering import render
 
 __all__ = ["PAGE_SIZE", "WATERFALL_ROWS", "page_routes"]
 
@@ -136,17 +136,6 @@ def _with_session_figures(row: Row) -> Row:
     }
 
 
-def _render(
-    request: Request, template: str, context: Mapping[str, Any], *, status_code: int = 200
-) -> Response:
-    from .app import render  # app imports this module: import it when the app exists
-
-    location = request.app.state.db.location
-    return render(
-        request, template, {"store_location": location, **context}, status_code=status_code
-    )
-
-
 View = Callable[[Request], Awaitable[Response]]
 
 
@@ -158,8 +147,8 @@ def _page(view: View) -> View:
         try:
             return await view(request)
         except PageError as error:
-            context = {"title": error.title, "message": printable(error.message)}
-            return _render(request, "error.html", context, status_code=error.status_code)
+            context = {"title": error.title, "message": error.message}
+            return render(request, "error.html", context, status_code=error.status_code)
 
     return answered
 
@@ -214,7 +203,7 @@ async def overview(request: Request) -> Response:
         "failed": [{**agent, "error_line": first_line(agent["error_message"])} for agent in failed],
         "costliest": [_with_session_figures(row) for row in costliest],
     }
-    return _render(request, "overview.html", context)
+    return render(request, "overview.html", context)
 
 
 # --- sessions --------------------------------------------------------------------------
@@ -265,7 +254,7 @@ async def sessions(request: Request) -> Response:
         "next": _link("/sessions", {**kept, "page": str(page + 1)}) if page < pages else None,
         "filtered": any(kept[name] for name in ("status", "since", "until")),
     }
-    return _render(request, "sessions.html", context)
+    return render(request, "sessions.html", context)
 
 
 # --- one session -----------------------------------------------------------------------
@@ -295,7 +284,7 @@ async def session(request: Request) -> Response:
     reads = _reads(request)
     summary = await reads.session_summary(session_id)
     if summary is None:
-        raise _not_found(f"no session has the id {printable(session_id)!r}")
+        raise _not_found(f"no session has the id '{session_id}'")
     now = datetime.now(UTC)
     models = await reads.session_models(session_id)
     flat = _flatten(await reads.session_tree(session_id))
@@ -316,7 +305,7 @@ async def session(request: Request) -> Response:
     ]
     names = {str(agent["id"]): agent.get("definition") or "agent" for _, agent in agents}
     context = {
-        "session_id": printable(session_id),
+        "session_id": session_id,
         "summary": _with_session_figures(summary),
         "models": models,
         "agents": agents,
@@ -335,7 +324,7 @@ async def session(request: Request) -> Response:
         "more_logs": more_logs,
         "limit": WATERFALL_ROWS,
     }
-    return _render(request, "session.html", context)
+    return render(request, "session.html", context)
 
 
 # --- one prompt ------------------------------------------------------------------------
@@ -346,8 +335,8 @@ async def prompt(request: Request) -> Response:
     prompt_id = request.path_params["prompt_id"]
     row = await _reads(request).prompt(prompt_id)
     if row is None:
-        raise _not_found(f"no prompt has the id {printable(prompt_id)!r}")
-    return _render(request, "prompt.html", {"prompt": row})
+        raise _not_found(f"no prompt has the id '{prompt_id}'")
+    return render(request, "prompt.html", {"prompt": row})
 
 
 # --- definitions and workflows ---------------------------------------------------------
@@ -369,7 +358,7 @@ async def definitions(request: Request) -> Response:
         "rows": rows[:PAGE_SIZE],
         "pager": _pager("/definitions", {}, page, len(rows) > PAGE_SIZE),
     }
-    return _render(request, "definitions.html", context)
+    return render(request, "definitions.html", context)
 
 
 def _workflow_row(row: Row, now: datetime) -> Row:
@@ -393,7 +382,7 @@ async def workflows(request: Request) -> Response:
         "statuses": WORKFLOW_STATUSES,
         "pager": _pager("/workflows", {"status": status}, page, len(rows) > PAGE_SIZE),
     }
-    return _render(request, "workflows.html", context)
+    return render(request, "workflows.html", context)
 
 
 def page_routes() -> list[BaseRoute]:

@@ -10,9 +10,9 @@ are those the dashboard needs and the store does not offer (through
 ``db.query``), written once with ``?`` placeholders and numbered for
 PostgreSQL (``$1``, ``$2``, ...).
 
-Every row comes back as pages show it (``shown``): stored text with its
-invisible characters (terminal escapes, bidirectional overrides) made visible,
-and a ``session_href`` beside a ``session_id``. Long stored text (prompts,
+Every row comes back with a ``session_href`` beside a ``session_id``
+(``shown``); making stored text visible and escaping it is the templates' job
+(``rendering``). Long stored text (prompts,
 messages) is cut in SQL where a page only shows its start, so a list of 500
 prompts never carries 500 whole conversations.
 """
@@ -30,7 +30,6 @@ from urllib.parse import quote
 from ..errors import ValidationError
 from ..manager import DatabaseManager
 from ..models import format_timestamp
-from .formatting import visible
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -40,7 +39,6 @@ __all__ = [
     "Row",
     "SessionFilter",
     "first_line",
-    "printable",
     "session_href",
 ]
 
@@ -92,23 +90,6 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
 
 
-# Characters a browser would show as nothing, or that reorder what follows
-# (C0 and C1 controls but tab and newlines, DEL, bidirectional overrides):
-# stored text shows them as visible stand-ins instead. Escaping is the
-# templates' (autoescape); this only keeps terminal escapes and hidden
-# reordering out of the page.
-def printable(value: Any) -> Any:
-    """``value`` (a row, rows, or nested JSON) with every string's invisible
-    characters replaced by visible stand-ins."""
-    if isinstance(value, str):
-        return visible(value)
-    if isinstance(value, dict):
-        return {key: printable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [printable(item) for item in value]
-    return value
-
-
 def first_line(text: Any, size: int = 200) -> str:
     """The first non-blank line of ``text``, cut to ``size`` characters."""
     if not text:
@@ -132,11 +113,11 @@ def _dollars(row: Row) -> float:
 
 
 def shown(row: Row) -> Row:
-    """A row as pages show it: its text printable, and with its session's
-    page (``session_href``, made from the id as stored) when it has a session."""
+    """A row as pages show it: with its session's page (``session_href``)
+    when it has a session. (Templates make its text visible and escape it.)"""
     if isinstance(row.get("session_id"), str):
-        row = {**row, "session_href": session_href(row["session_id"])}
-    return dict(printable(row))
+        return {**row, "session_href": session_href(row["session_id"])}
+    return row
 
 
 def _session_row(row: Row) -> Row:
@@ -340,7 +321,7 @@ class DashboardReads:
             for row in rows
         ]
 
-    # --- the store's own reads, made printable ---------------------------------------
+    # --- the store's own reads, with their sessions' pages ---------------------------------------
 
     async def session_summary(self, session_id: str) -> Row | None:
         """A session's totals row (``session_summary``), or None when there is
