@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -148,9 +148,12 @@ def _pump(stream: Any, lines: queue.Queue[str | None], kept: list[str], prefix: 
     lines.put(None)
 
 
-def start_dashboard(store: str | os.PathLike[str], *options: str) -> Dashboard:
+def start_dashboard(
+    store: str | os.PathLike[str], *options: str, environment: Mapping[str, str] | None = None
+) -> Dashboard:
     """``orchestrator-store serve --db STORE --port 0 OPTIONS...`` in a subprocess,
-    once it has printed the URL it listens on (after binding its socket)."""
+    once it has printed the URL it listens on (after binding its socket);
+    ``environment`` adds variables to its own."""
     command = [sys.executable, "-m", "orchestrator_store.cli", "serve", "--db", str(store)]
     process = subprocess.Popen(
         [*command, "--port", "0", *options],
@@ -158,7 +161,7 @@ def start_dashboard(store: str | os.PathLike[str], *options: str) -> Dashboard:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=_server_environment(),
+        env={**_server_environment(), **(environment or {})},
     )
     output: list[str] = []
     stdout_lines: queue.Queue[str | None] = queue.Queue()

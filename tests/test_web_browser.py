@@ -944,6 +944,20 @@ def test_all_interfaces_without_a_token_get_one_made(demo: Served) -> None:
         dashboard.stop()
 
 
+def test_the_token_can_come_from_the_environment(demo: Served) -> None:
+    secret = f"from-the-environment-{uuid.uuid4().hex[:8]}"
+    dashboard = start_dashboard(
+        demo.store.location, environment={"ORCHESTRATOR_DASHBOARD_TOKEN": secret}
+    )
+    try:
+        assert dashboard.token == secret, dashboard.url
+        assert httpx.get(dashboard.origin + "/").status_code == 401
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert httpx.get(dashboard.origin + "/", headers=bearer).status_code == 200
+    finally:
+        dashboard.stop()
+
+
 def test_host_check_refuses_other_host_names(demo: Served) -> None:
     origin = demo.dashboard.origin
     assert demo.dashboard.token is None
