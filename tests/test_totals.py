@@ -267,6 +267,31 @@ async def test_costs_are_added_as_whole_nano_dollars(db: DatabaseManager) -> Non
     ]
 
 
+async def test_the_latest_days_skip_a_day_whose_prompts_moved_away(
+    db: DatabaseManager, store_url: Any
+) -> None:
+    """Prompts moved to earlier days by another connection leave their first
+    day with rows that cancel out (on PostgreSQL, +2 in the store's shard and
+    -2 in the other's): that day is empty and takes none of the limit's places."""
+    definition = await db.create_orchestrator_agent("planner", None, "planner")
+    agent = await db.create_agent(definition, "s")
+    raw = RawSql(store_url)
+    for day in ("2025-01-02", "2025-01-01"):
+        prompt = await db.create_prompt(agent, "command", "a", model_used="m")
+        await db.update_prompt(prompt, cost_usd=0.25)
+        await raw.run(
+            f"UPDATE prompts SET created_at = '{day}T12:00:00.000000+00:00' WHERE id = '{prompt}'"
+        )
+
+    assert [row["key"] for row in await db.cost_totals("day")] == ["2025-01-01", "2025-01-02"]
+    latest = await db.cost_totals("day", limit=2)
+    assert [(row["key"], row["prompts"], row["cost_usd"]) for row in latest] == [
+        ("2025-01-01", 1, 0.25),
+        ("2025-01-02", 1, 0.25),
+    ]
+    assert [row["key"] for row in await db.cost_totals("day", limit=1)] == ["2025-01-02"]
+
+
 async def test_the_cost_rule_adds_an_agents_own_cost_to_its_prompts(db: DatabaseManager) -> None:
     definition = await db.create_orchestrator_agent("builder", None, "builder")
     agent = await db.create_agent(definition, "s")

@@ -67,7 +67,16 @@ def _cost_sum(dialect: Dialect) -> Callable[[str], str]:
     )
 
 
-_NOT_EMPTY = "sum(prompts) <> 0 OR max(abs(cost_nano)) > 0"  # sums that cannot overflow
+def _not_empty(dialect: Dialect) -> str:
+    """A group whose sums are not all zero. On PostgreSQL a key's sums are
+    spread over shards that may cancel out (a prompt moved to another day by
+    another server process leaves -1 in its shard beside the +1 in the first),
+    so it asks the NUMERIC sums themselves. On SQLite a key has one row (shard
+    0), a sum of real costs and never negative, which lets it ask without a
+    sum of nano-dollars that could overflow."""
+    if dialect.name == "postgresql":
+        return "sum(prompts) <> 0 OR sum(cost_nano) <> 0"
+    return "sum(prompts) <> 0 OR max(abs(cost_nano)) > 0"
 
 
 def _columns(table: str, alias: str) -> str:
@@ -87,6 +96,7 @@ class TotalsSql:
             " CAST(sum(tokens_output) AS BIGINT) AS tokens_output, "
             + _cost_sum(dialect)("cost_nano")
         )
+        self._not_empty = _not_empty(dialect)
 
     def _mark(self, index: int) -> str:
         return self.dialect.placeholder(index)
@@ -121,7 +131,7 @@ class TotalsSql:
         if group == "agent_type":
             sql += " JOIN orchestrator_agents o ON o.id = m.orchestrator_agent_id"
         if group is not None:
-            sql += f" GROUP BY {key} HAVING {_NOT_EMPTY}"
+            sql += f" GROUP BY {key} HAVING {self._not_empty}"
         return sql
 
     def daily_costs(self, group: str | None, *, since: bool) -> str:
@@ -140,7 +150,7 @@ class TotalsSql:
         if since:
             sql += f" WHERE d.day >= {self._mark(1)}"
         if group is not None:
-            sql += f" GROUP BY {key} HAVING {_NOT_EMPTY}"
+            sql += f" GROUP BY {key} HAVING {self._not_empty}"
         return sql
 
     def latest_days(self) -> str:
@@ -148,7 +158,7 @@ class TotalsSql:
         Read backwards along the day sums' key, so only those days are read."""
         return (
             f"SELECT day AS key, {self._sums} FROM daily_costs"
-            f" GROUP BY day HAVING {_NOT_EMPTY} ORDER BY day DESC LIMIT {self._mark(1)}"
+            f" GROUP BY day HAVING {self._not_empty} ORDER BY day DESC LIMIT {self._mark(1)}"
         )
 
     def session_costs(self, *, most_expensive: bool) -> str:
@@ -172,7 +182,7 @@ class TotalsSql:
             " tokens_output, cost_nano FROM session_daily_costs"
             f" WHERE day >= {self._mark(1)})"
             f" SELECT session_id AS key, {self._sums} FROM recent"
-            f" GROUP BY session_id HAVING {_NOT_EMPTY}"
+            f" GROUP BY session_id HAVING {self._not_empty}"
         )
         if most_expensive:
             # SQLite's total() is a float sum, which never overflows (its order
@@ -215,7 +225,7 @@ class TotalsSql:
         key = "key" if group is not None else "NULL AS key"
         sql = f"SELECT {key}, {self._sums} FROM ({prompts} UNION ALL {own_costs}) costs"
         if group is not None:
-            sql += f" GROUP BY key HAVING {_NOT_EMPTY}"
+            sql += f" GROUP BY key HAVING {self._not_empty}"
         return sql
 
     # --- agents -----------------------------------------------------------------
