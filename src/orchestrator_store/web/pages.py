@@ -106,6 +106,20 @@ def _page_number(request: Request) -> int:
     return int(value)
 
 
+def _pager(
+    path: str, kept: Mapping[str, str | None], page: int, has_next: bool, *, pages: int = 0
+) -> Row:
+    """A list's pager (``_pager.html``): links to the pages either side, and
+    when the number of pages is known (``pages``), it and the rows shown."""
+    return {
+        "page": page,
+        "pages": pages,
+        "first_row": (page - 1) * PAGE_SIZE + 1 if pages else 0,
+        "previous": _link(path, {**kept, "page": str(page - 1)}) if page > 1 else None,
+        "next": _link(path, {**kept, "page": str(page + 1)}) if has_next else None,
+    }
+
+
 def _link(path: str, values: Mapping[str, str | None]) -> str:
     """``path`` with the given parameters (None and empty ones left out)."""
     query = urlencode([(name, value) for name, value in values.items() if value])
@@ -240,9 +254,6 @@ async def sessions(request: Request) -> Response:
     context = {
         "rows": [_with_session_figures(row) for row in rows],
         "total": total,
-        "page": page,
-        "pages": pages,
-        "first_row": (page - 1) * PAGE_SIZE + 1,
         "status": status or "",
         "since": kept["since"] or "",
         "until": kept["until"] or "",
@@ -250,8 +261,7 @@ async def sessions(request: Request) -> Response:
         "order": order,
         "statuses": tuple(SESSION_STATUSES),
         "headers": headers,
-        "previous": _link("/sessions", {**kept, "page": str(page - 1)}) if page > 1 else None,
-        "next": _link("/sessions", {**kept, "page": str(page + 1)}) if page < pages else None,
+        "pager": _pager("/sessions", kept, page, page < pages, pages=pages),
         "filtered": any(kept[name] for name in ("status", "since", "until")),
     }
     return render(request, "sessions.html", context)
@@ -340,14 +350,6 @@ async def prompt(request: Request) -> Response:
 
 
 # --- definitions and workflows ---------------------------------------------------------
-
-
-def _pager(path: str, kept: Mapping[str, str | None], page: int, has_next: bool) -> Row:
-    return {
-        "page": page,
-        "previous": _link(path, {**kept, "page": str(page - 1)}) if page > 1 else None,
-        "next": _link(path, {**kept, "page": str(page + 1)}) if has_next else None,
-    }
 
 
 @_page
