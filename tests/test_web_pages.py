@@ -434,6 +434,24 @@ async def test_session_page_shows_totals_models_tree_and_waterfall(
     assert "more than" not in body
 
 
+async def test_session_tree_names_an_agent_by_its_definition_and_a_different_type(
+    db: DatabaseManager, store_url: Any
+) -> None:
+    named_as_type = await db.create_orchestrator_agent("planner", None, "planner")
+    named_apart = await db.create_orchestrator_agent("lead-def", None, "orchestrator")
+    lead = await db.create_agent(named_apart, "sess/two")
+    child = await db.create_agent(named_as_type, "sess/two", parent_agent_id=lead)
+    with dashboard(store_url) as client:
+        body = page(client, session_href("sess/two"))
+
+    tree = body.split('<table class="tree">')[1].split("</table>")[0]
+    cells = [
+        " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+        for cell in re.findall(r'<td class="agent">(.*?)</td>', tree)
+    ]
+    assert cells == [f"lead-def orchestrator {lead[-8:]}", f"└ planner {child[-8:]}"]
+
+
 async def test_session_waterfall_says_when_it_is_cut(
     session_rows: dict[str, str], store_url: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
