@@ -13,6 +13,7 @@ import asyncio
 import random
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -478,6 +479,68 @@ async def test_cancellation_storm_leaves_a_consistent_store(db: DatabaseManager)
     assert row is not None
     assert row["cost_usd"] == pytest.approx(0.5 * len(committed))
     await assert_usable(db, "after the storm")
+
+
+# --- connect() cancelled -----------------------------------------------------------
+
+
+async def store_connections(store_url: str, name: str) -> int:
+    """How many server connections the store opened as ``name`` still has."""
+    from pg_testing import connect_raw
+
+    watcher = await connect_raw(store_url)
+    try:
+        return int(
+            await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", name
+            )
+        )
+    finally:
+        await watcher.close()
+
+
+@pytest.mark.direct_postgres("counts the store's own server connections")
+@pytest.mark.parametrize("read_only", [False, True], ids=["writable", "read-only"])
+@pytest.mark.parametrize("delay", [0, 0.001, 0.003, 0.006, 0.012, 0.025, 0.05])
+async def test_connect_cancelled_at_any_point_leaves_nothing_open(
+    store_url: Any, read_only: bool, delay: float
+) -> None:
+    """Opening takes tens of milliseconds (threads, a pool, the schema); a
+    cancellation anywhere in it closes what was opened. The delays spread the
+    cancellation over that time: whichever step it lands in, no thread, lock
+    or server connection is left, and the store opens again."""
+    async with DatabaseManager(store_url) as seed:
+        await seed.create_system_log("INFO", "seed", "kept")
+    name = f"adw_cancel_{uuid.uuid4().hex[:12]}"
+    if isinstance(store_url, Path):
+        url: Any = store_url
+    else:
+        from pg_testing import with_parameter
+
+        url = with_parameter(store_url, application_name=name)
+    db = DatabaseManager(url, read_only=read_only)
+    opening = asyncio.create_task(db.connect())
+    await asyncio.sleep(delay)
+    opening.cancel()
+    await asyncio.wait({opening}, timeout=HANG_GUARD)
+    assert opening.done()
+    if not opening.cancelled():
+        await db.close()  # it had opened before the cancellation came: close as usual
+
+    if isinstance(store_url, Path):
+        threads = [t.name for t in threading.enumerate() if t.is_alive()]
+        assert not [t for t in threads if t.startswith("adw-")], threads
+        await asyncio.to_thread(assert_lock_is_free, store_url)
+    else:
+        assert await store_connections(store_url, name) == 0
+    with pytest.raises(NotConnectedError):
+        await db.list_agents()
+    await asyncio.wait_for(db.connect(), HANG_GUARD)
+    try:
+        logs = await db.get_system_logs(component="seed")
+        assert [row["message"] for row in logs] == ["kept"]
+    finally:
+        await db.close()
 
 
 # --- close() cancelled -------------------------------------------------------------

@@ -69,6 +69,7 @@ from typing import Any, Generic, NamedTuple, TypeVar, cast
 from .backend import WriteResult
 from .coalesce import BATCH_ROWS, mergeable, merged_sql, runs
 from .inline_writes import InlineWrites
+from .shield import run_to_completion
 from .sqlite_errors import retry_busy
 
 __all__ = ["Statement", "WriteResult", "WriterThread", "run_statement"]
@@ -258,8 +259,18 @@ class WriterThread:
         try:
             await asyncio.shield(opened)
         except BaseException:
-            await self._join()
+            await run_to_completion(self._end_after_start(opened))
             raise
+
+    async def _end_after_start(self, opened: asyncio.Future[None]) -> None:
+        """End the thread of a start that failed or was cancelled. Cancelled
+        while the thread connects, it waits for the connection; one opened is
+        then closed (the thread would otherwise wait for jobs, and ``_join``
+        for it, forever)."""
+        await asyncio.wait({opened})
+        if opened.exception() is None:
+            self._jobs.put(_STOP)
+        await self._join()
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the thread and return what it returns.
