@@ -25,7 +25,7 @@ import inspect
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -91,6 +91,19 @@ def _wait_through_interrupts(future: concurrent.futures.Future[Any]) -> None:
     while not future.done():
         with suppress(KeyboardInterrupt):
             _wait_any([future])
+
+
+class Later(Generic[T]):
+    """An awaitable that makes its coroutine only when awaited. Ctrl-C can
+    land between making a coroutine and handing it to a ``Call`` (Python 3.12
+    checks for signals as ``Call.__init__`` starts); a coroutine lost there
+    would be reported as never awaited. A ``Later`` lost there holds none."""
+
+    def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
+        self._make = make
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._make().__await__()
 
 
 class Call(Generic[T]):
@@ -282,7 +295,7 @@ class HeldTransaction:
         block = _Open(concurrent.futures.Future(), concurrent.futures.Future())
         try:
             if self._holder is None:
-                self._holder = Call(self._hold(block))
+                self._holder = Call(Later(lambda: self._hold(block)))
                 self._runner.start(self._holder)
             else:
                 self._send(block)
