@@ -95,9 +95,10 @@ def _wait_through_interrupts(future: concurrent.futures.Future[Any]) -> None:
 
 class Later(Generic[T]):
     """An awaitable that makes its coroutine only when awaited. Ctrl-C can
-    land between making a coroutine and handing it to a ``Call`` (Python 3.12
-    checks for signals as ``Call.__init__`` starts); a coroutine lost there
-    would be reported as never awaited. A ``Later`` lost there holds none."""
+    land between making a coroutine and handing it to a ``Call`` (CPython
+    checks for signals as a Python function, here ``Call.__init__``, starts);
+    a coroutine lost there is reported as never awaited. A ``Later`` lost
+    there holds none."""
 
     def __init__(self, make: Callable[[], Coroutine[Any, Any, T]]) -> None:
         self._make = make
